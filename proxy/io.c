@@ -1,0 +1,286 @@
+/*
+ * Socket plumbing shared by client sessions and server connections.
+ *
+ * Writes go out synchronously first (uv_try_write over an iovec of spans);
+ * only what the socket did not take is copied into the destination's `out`
+ * buffer and handed to one uv_write. While a destination has bytes in flight
+ * its sources stop reading (backpressure), and they resume from the write
+ * callback. So a connection never holds more than one read's worth of
+ * unsent data, whatever the size of the result streaming through it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "px.h"
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+void px_io_init(px_io_t *io, px_worker_t *w, px_io_kind_t kind)
+{
+    memset(io, 0, sizeof(*io));
+    io->w = w;
+    io->kind = (uint8_t)kind;
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+int px_io_start_read(px_io_t *io)
+{
+    if (io->reading || io->closing)
+        return 0;
+    int rc = uv_read_start((uv_stream_t *)&io->tcp, alloc_cb, read_cb);
+    if (rc == 0)
+        io->reading = true;
+    return rc;
+}
+
+void px_io_stop_read(px_io_t *io)
+{
+    if (!io->reading || io->closing)
+        return;
+    uv_read_stop((uv_stream_t *)&io->tcp);
+    io->reading = false;
+}
+
+void px_io_release_in(px_io_t *io)
+{
+    if (io->in && io->in->rpos == io->in->wpos) {
+        px_iobuf_put(io->w, io->in);
+        io->in = NULL;
+    }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    px_io_t *io = (px_io_t *)h->data;
+    (void)suggested;
+    if (!io->in) {
+        io->in = px_iobuf_get(io->w, PX_IOBUF_SIZE);
+        if (!io->in) {
+            buf->base = NULL;
+            buf->len = 0;
+            return;
+        }
+    }
+    px_iobuf_t *b = io->in;
+    if (b->wpos == b->cap && b->rpos > 0)
+        px_iobuf_compact(b);
+    buf->base = (char *)b->data + b->wpos;
+    buf->len = b->cap - b->wpos;
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    px_io_t *io = (px_io_t *)stream->data;
+    (void)buf;
+    if (io->closing)
+        return;
+    if (nread > 0) {
+        io->in->wpos += (uint32_t)nread;
+    } else if (nread == 0) {
+        return; /* EAGAIN */
+    } else if (nread == UV_ENOBUFS) {
+        /* buffer full: processing will make room or grow it */
+        px_io_stop_read(io);
+    }
+    if (io->kind == PX_IO_CLIENT) {
+        px_client_t *c = (px_client_t *)io;
+        if (nread < 0 && nread != UV_ENOBUFS) {
+            px_client_close(c, nread == UV_EOF ? PX_CLOSE_CLIENT_EOF : PX_CLOSE_CLIENT_READ_ERROR);
+            return;
+        }
+        px_client_process(c);
+    } else {
+        px_server_t *s = (px_server_t *)io;
+        if (nread < 0 && nread != UV_ENOBUFS) {
+            px_server_close(s, nread == UV_EOF ? "server closed the connection"
+                                               : "server read error");
+            return;
+        }
+        px_server_process(s);
+    }
+}
+
+void px_sender_init(px_sender_t *s, px_io_t *dst)
+{
+    s->dst = dst;
+    s->n = 0;
+    s->bytes = 0;
+    s->scratch_used = 0;
+}
+
+bool px_sender_span(px_sender_t *s, const void *p, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (s->n > 0) {
+        uv_buf_t *last = &s->iov[s->n - 1];
+        if (last->base + last->len == (const char *)p) {
+            last->len += n;
+            s->bytes += n;
+            return true;
+        }
+    }
+    if (s->n == PX_SENDER_IOV) {
+        if (px_sender_flush(s) != 0)
+            return false;
+    }
+    s->iov[s->n].base = (char *)p;
+    s->iov[s->n].len = n;
+    s->n++;
+    s->bytes += n;
+    return true;
+}
+
+px_wbuf_t px_sender_wbuf(px_sender_t *s)
+{
+    return px_wbuf_make(s->scratch + s->scratch_used, sizeof(s->scratch) - s->scratch_used);
+}
+
+bool px_sender_commit(px_sender_t *s, px_wbuf_t *wb)
+{
+    if (wb->failed)
+        return false;
+    uint8_t *p = wb->p;
+    s->scratch_used += wb->len;
+    return px_sender_span(s, p, wb->len);
+}
+
+static int start_write(px_io_t *io);
+
+static void write_cb(uv_write_t *req, int status)
+{
+    px_io_t *io = (px_io_t *)req->data;
+    px_worker_wreq_put(io->w, req);
+    io->wreq = NULL;
+    if (io->closing || status == UV_ECANCELED) {
+        px_iobuf_put(io->w, io->out);
+        io->out = NULL;
+        return;
+    }
+    if (status < 0) {
+        if (io->kind == PX_IO_CLIENT)
+            px_client_close((px_client_t *)io, PX_CLOSE_CLIENT_WRITE_ERROR);
+        else
+            px_server_close((px_server_t *)io, "server write error");
+        return;
+    }
+    io->out->rpos += io->out_inflight;
+    io->out_inflight = 0;
+    if (io->out->rpos < io->out->wpos) {
+        /* more was appended while the write was in flight */
+        int rc = start_write(io);
+        if (rc < 0) {
+            if (io->kind == PX_IO_CLIENT)
+                px_client_close((px_client_t *)io, PX_CLOSE_CLIENT_WRITE_ERROR);
+            else
+                px_server_close((px_server_t *)io, "server write error");
+        }
+        return;
+    }
+    px_iobuf_put(io->w, io->out);
+    io->out = NULL;
+    /* drained: let whoever was waiting on this destination go on */
+    if (io->kind == PX_IO_CLIENT) {
+        px_client_t *c = (px_client_t *)io;
+        if (c->server)
+            px_server_resume(c->server);
+        if (!c->io.closing)
+            px_client_resume(c);
+    } else {
+        px_server_t *s = (px_server_t *)io;
+        if (s->client)
+            px_client_resume(s->client);
+    }
+}
+
+static int start_write(px_io_t *io)
+{
+    io->wreq = px_worker_wreq_get(io->w);
+    if (!io->wreq)
+        return UV_ENOMEM;
+    io->wreq->data = io;
+    io->out_inflight = io->out->wpos - io->out->rpos;
+    uv_buf_t b = uv_buf_init((char *)io->out->data + io->out->rpos, io->out_inflight);
+    int rc = uv_write(io->wreq, (uv_stream_t *)&io->tcp, &b, 1, write_cb);
+    if (rc < 0) {
+        px_worker_wreq_put(io->w, io->wreq);
+        io->wreq = NULL;
+        io->out_inflight = 0;
+    }
+    return rc;
+}
+
+/* Slack kept in a fresh output buffer so small replies can be appended while
+ * a write is in flight without growing it. */
+#define PX_OUT_SLACK 8192
+
+int px_sender_flush(px_sender_t *s)
+{
+    px_io_t *io = s->dst;
+    if (s->n == 0)
+        return 0;
+    int n = s->n;
+    uv_buf_t *iov = s->iov;
+    size_t total = s->bytes;
+    s->n = 0;
+    s->bytes = 0;
+    if (io->closing) {
+        s->scratch_used = 0;
+        return UV_ECANCELED;
+    }
+    size_t done = 0;
+    if (!io->out) {
+        int rc = uv_try_write((uv_stream_t *)&io->tcp, iov, (unsigned)n);
+        if (rc >= 0)
+            done = (size_t)rc;
+        else if (rc != UV_EAGAIN) {
+            s->scratch_used = 0;
+            return rc;
+        }
+        if (done == total) {
+            s->scratch_used = 0;
+            return 0;
+        }
+    }
+    /* keep the rest, after whatever is already waiting */
+    size_t rest = total - done;
+    if (!io->out) {
+        io->out = px_iobuf_get(io->w, (uint32_t)(rest + PX_OUT_SLACK));
+        if (!io->out) {
+            s->scratch_used = 0;
+            return UV_ENOMEM;
+        }
+    } else if (io->out->cap - io->out->wpos < rest) {
+        /* a source ignored backpressure by more than the slack: hard cap */
+        s->scratch_used = 0;
+        return UV_ENOBUFS;
+    }
+    size_t skip = done;
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].len;
+        const char *p = iov[i].base;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        p += skip;
+        len -= skip;
+        skip = 0;
+        memcpy(io->out->data + io->out->wpos, p, len);
+        io->out->wpos += (uint32_t)len;
+    }
+    s->scratch_used = 0;
+    if (!io->wreq)
+        return start_write(io);
+    return 0;
+}
+
+void px_io_close(px_io_t *io, uv_close_cb cb)
+{
+    if (io->closing)
+        return;
+    io->closing = true;
+    io->reading = false;
+    uv_close((uv_handle_t *)&io->tcp, cb);
+}

@@ -1,0 +1,272 @@
+/*
+ * Pools: per worker, one px_pool_t per (database, user), holding that
+ * worker's server connections in lists that match their states (idle,
+ * active, pending) and the clients waiting for one, first come first served.
+ *
+ * The connection limit (DB_POOL_SIZE + DB_MAX_OVERFLOW) is shared by all
+ * workers through an atomic budget per (database, user). A worker with
+ * waiting clients and no budget raises `wanted`; workers holding idle
+ * connections of that pool then close them to hand the budget over.
+ * Overflow connections open only once a client has waited a while, and close
+ * when they fall idle.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "px.h"
+
+/* A client must wait this long before overflow connections open. */
+#define PX_OVERFLOW_DELAY_MS 500
+
+px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user)
+{
+    for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
+        if (strcmp(p->database, database) == 0 && strcmp(p->user, user) == 0)
+            return p;
+    px_pool_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->w = w;
+    p->database = strdup(database);
+    p->user = strdup(user);
+    p->budget = px_shared_budget(w->shared, database, user);
+    if (!p->database || !p->user || !p->budget) {
+        free(p->database);
+        free(p->user);
+        free(p);
+        return NULL;
+    }
+    px_list_init(&p->idle);
+    px_list_init(&p->active);
+    px_list_init(&p->pending);
+    px_list_init(&p->waiters);
+    px_list_init(&p->welcome_waiters);
+    p->next_in_worker = w->pools;
+    w->pools = p;
+    return p;
+}
+
+static bool budget_take(px_pool_t *pool, int limit)
+{
+    int cur = atomic_load(&pool->budget->open);
+    while (cur < limit) {
+        if (atomic_compare_exchange_weak(&pool->budget->open, &cur, cur + 1))
+            return true;
+    }
+    return false;
+}
+
+/* Open connections for waiting clients, within the shared budget. */
+static void launch(px_pool_t *pool)
+{
+    px_worker_t *w = pool->w;
+    if (w->stopping || pool->launching)
+        return;
+    px_config_t *cfg = px_worker_cfg(w);
+    int want = pool->n_waiting + (px_list_empty(&pool->welcome_waiters) ? 0 : 1) - pool->n_pending;
+    if (want <= 0)
+        return;
+    /* after a failed login, do not hammer the server: retry at most once a second */
+    if (pool->last_error[0] && px_now(w) - pool->last_error_at < 1000 && pool->n_local > 0)
+        return;
+    int limit = cfg->db_pool_size;
+    if (!px_list_empty(&pool->waiters)) {
+        px_client_t *oldest = px_container_of(pool->waiters.next, px_client_t, link);
+        if (px_now(w) - oldest->wait_start >= PX_OVERFLOW_DELAY_MS)
+            limit += cfg->db_max_overflow;
+    }
+    pool->launching = true;
+    while (want-- > 0) {
+        if (!budget_take(pool, limit)) {
+            if (pool->n_waiting > 0) {
+                pool->wanting = true;
+                atomic_store(&pool->budget->wanted, 1);
+            }
+            break;
+        }
+        bool overflow = atomic_load(&pool->budget->open) > cfg->db_pool_size;
+        px_server_t *s = px_server_open(pool);
+        if (!s)
+            break; /* px_server_open gave the budget back through px_pool_server_gone */
+        s->overflow = overflow;
+    }
+    pool->launching = false;
+}
+
+static void start_check(px_server_t *s)
+{
+    px_sender_t snd;
+    px_sender_init(&snd, &s->io);
+    px_server_set_state(s, PX_SERVER_CHECKING);
+    s->deadline = px_now(s->io.w) + 5000;
+    if (!px_server_inject(s, &snd, "", PX_REQ_SKIP) || px_sender_flush(&snd) != 0)
+        px_server_close(s, "pre-use check failed");
+}
+
+static void link_client(px_server_t *s, px_client_t *c)
+{
+    px_server_set_state(s, PX_SERVER_ACTIVE);
+    s->deadline = 0;
+    px_client_on_server(c, s);
+}
+
+bool px_pool_checkout(px_pool_t *pool, px_client_t *c)
+{
+    px_worker_t *w = pool->w;
+    px_config_t *cfg = px_worker_cfg(w);
+    uint64_t now = px_now(w);
+    uint64_t check_ms = (uint64_t)(cfg->server_idle_check * 1000.0);
+    while (!px_list_empty(&pool->idle)) {
+        px_server_t *s = px_container_of(pool->idle.next, px_server_t, link);
+        if (now - s->last_used > check_ms) {
+            start_check(s);
+            continue;
+        }
+        link_client(s, c);
+        return true;
+    }
+    /* queue: state WAITING was set by the caller; join the list */
+    px_list_append(&pool->waiters, &c->link);
+    pool->n_waiting++;
+    PX_STAT_INC(w, pool_waits);
+    c->deadline = now + (uint64_t)(cfg->db_pool_timeout * 1000.0);
+    launch(pool);
+    return false;
+}
+
+void px_pool_remove_waiter(px_client_t *c)
+{
+    px_list_del(&c->link);
+    c->pool->n_waiting--;
+    c->deadline = 0;
+}
+
+/* Give a usable server to the first waiter, or keep it idle (or close it
+ * when it is surplus). */
+static void place(px_server_t *s)
+{
+    px_pool_t *pool = s->pool;
+    px_worker_t *w = pool->w;
+    s->deadline = 0;
+    if (!px_list_empty(&pool->waiters)) {
+        px_client_t *c = px_container_of(pool->waiters.next, px_client_t, link);
+        /* px_client_set_state(ACTIVE) in link_client takes it off the list */
+        link_client(s, c);
+        return;
+    }
+    if (w->stopping) {
+        px_server_close(s, "shutting down");
+        return;
+    }
+    if (s->overflow || atomic_load(&pool->budget->wanted)) {
+        px_server_close(s, s->overflow ? "overflow connection no longer needed"
+                                       : "handing the connection budget to another worker");
+        return;
+    }
+    s->last_used = px_now(w);
+    px_server_set_state(s, PX_SERVER_IDLE);
+}
+
+void px_pool_server_ready(px_server_t *s)
+{
+    px_pool_t *pool = s->pool;
+    if (!pool->have_welcome && s->state == PX_SERVER_LOGIN) {
+        pool->have_welcome = true;
+        while (!px_list_empty(&pool->welcome_waiters)) {
+            px_client_t *c = px_container_of(pool->welcome_waiters.next, px_client_t, link);
+            px_client_on_welcome(c, true); /* moves it off the list */
+        }
+    }
+    place(s);
+}
+
+void px_pool_release(px_server_t *s)
+{
+    s->last_used = px_now(s->io.w);
+    place(s);
+}
+
+void px_pool_server_gone(px_server_t *s)
+{
+    px_pool_t *pool = s->pool;
+    pool->n_local--;
+    atomic_fetch_sub(&pool->budget->open, 1);
+    launch(pool);
+}
+
+void px_pool_login_failed(px_pool_t *pool, const char *sqlstate, const char *msg)
+{
+    if (pool->last_error[0] == 0) {
+        snprintf(pool->last_error, sizeof(pool->last_error), "%s", msg);
+        snprintf(pool->last_sqlstate, sizeof(pool->last_sqlstate), "%s", sqlstate);
+    }
+    pool->last_error_at = px_now(pool->w);
+    while (!px_list_empty(&pool->welcome_waiters)) {
+        px_client_t *c = px_container_of(pool->welcome_waiters.next, px_client_t, link);
+        px_client_on_welcome(c, false);
+    }
+    /* waiters of a pool that cannot log in at all would only time out */
+    if (pool->n_idle + pool->n_active == 0) {
+        while (!px_list_empty(&pool->waiters)) {
+            px_client_t *c = px_container_of(pool->waiters.next, px_client_t, link);
+            px_client_fail(c, PX_CLOSE_SERVER_LOGIN_FAILED, pool->last_sqlstate,
+                           "server login failed: %s", pool->last_error);
+        }
+    }
+}
+
+void px_pool_request_welcome(px_pool_t *pool, px_client_t *c)
+{
+    (void)c;
+    launch(pool);
+}
+
+void px_pool_tick(px_pool_t *pool, uint64_t now)
+{
+    px_worker_t *w = pool->w;
+    px_config_t *cfg = px_worker_cfg(w);
+    /* clients waiting past DB_POOL_TIMEOUT */
+    while (!px_list_empty(&pool->waiters)) {
+        px_client_t *c = px_container_of(pool->waiters.next, px_client_t, link);
+        if (now < c->deadline)
+            break;
+        PX_STAT_INC(w, pool_timeouts);
+        px_client_fail(c, PX_CLOSE_POOL_TIMEOUT, "53300",
+                       "pool timeout: no server connection for database \"%s\" user \"%s\" "
+                       "became free within DB_POOL_TIMEOUT (%g s)",
+                       pool->database, pool->user, cfg->db_pool_timeout);
+    }
+    /* clients waiting for the first login past their login deadline */
+    px_list_t *it = pool->welcome_waiters.next;
+    while (it != &pool->welcome_waiters) {
+        px_client_t *c = px_container_of(it, px_client_t, link);
+        it = it->next;
+        if (c->deadline && now >= c->deadline)
+            px_client_fail(c, PX_CLOSE_LOGIN_TIMEOUT, "08006",
+                           "timeout while waiting for the server login");
+    }
+    px_server_check_timeouts(pool, now);
+    /* another worker needs budget: give up idle connections */
+    if (atomic_load(&pool->budget->wanted) && pool->n_waiting == 0) {
+        while (!px_list_empty(&pool->idle)) {
+            px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);
+            px_server_close(s, "handing the connection budget to another worker");
+        }
+    }
+    if (pool->n_waiting > 0) {
+        launch(pool);
+    } else if (pool->wanting) {
+        /* served: stop asking the other workers for budget */
+        pool->wanting = false;
+        atomic_store(&pool->budget->wanted, 0);
+    }
+    /* idle connections beyond their lifetime: close, oldest first */
+    uint64_t idle_ms = (uint64_t)(cfg->server_idle_timeout * 1000.0);
+    while (!px_list_empty(&pool->idle)) {
+        px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);
+        if (now - s->last_used < idle_ms || pool->n_local <= 1)
+            break;
+        px_server_close(s, "idle timeout");
+    }
+}

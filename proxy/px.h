@@ -1,0 +1,505 @@
+/*
+ * Internal types shared by the proxy's modules: workers, client sessions,
+ * server connections, pools and their I/O plumbing.
+ *
+ * Threading: every object here belongs to exactly one worker and is touched
+ * only from that worker's libuv loop. Cross-worker traffic (cancel requests,
+ * pool budget, reload) goes through px_shared_t (atomics / a mutex) and the
+ * worker's uv_async_t.
+ */
+#ifndef PX_H
+#define PX_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <uv.h>
+
+#include "px_auth.h"
+#include "px_codec.h"
+#include "px_config.h"
+#include "px_log.h"
+
+#define PX_MUSTCHECK_INT __attribute__((warn_unused_result))
+
+#define px_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- intrusive list ------------------------------------------------------ */
+
+typedef struct px_list {
+    struct px_list *prev, *next;
+} px_list_t;
+
+static inline void px_list_init(px_list_t *l)
+{
+    l->prev = l->next = l;
+}
+static inline bool px_list_empty(const px_list_t *l)
+{
+    return l->next == l;
+}
+static inline void px_list_append(px_list_t *head, px_list_t *item)
+{
+    item->prev = head->prev;
+    item->next = head;
+    head->prev->next = item;
+    head->prev = item;
+}
+static inline void px_list_prepend(px_list_t *head, px_list_t *item)
+{
+    item->next = head->next;
+    item->prev = head;
+    head->next->prev = item;
+    head->next = item;
+}
+static inline void px_list_del(px_list_t *item)
+{
+    item->prev->next = item->next;
+    item->next->prev = item->prev;
+    item->prev = item->next = item;
+}
+
+/* ---- I/O buffers ------------------------------------------------------- */
+
+/* Standard buffer: one socket read's worth. Bigger ones are malloc'd on
+ * demand for single messages the proxy must see whole, and freed once drained. */
+#define PX_IOBUF_SIZE (32 * 1024)
+
+typedef struct px_iobuf {
+    struct px_iobuf *next; /* free-list link while pooled */
+    uint32_t cap;          /* bytes in data[] */
+    uint32_t rpos;         /* first unconsumed byte */
+    uint32_t wpos;         /* end of valid data */
+    uint8_t data[];
+} px_iobuf_t;
+
+/* ---- statistics ------------------------------------------------------------ */
+
+/* Per-worker counters: written only by the owning worker, read (relaxed) by
+ * the admin port and summed across workers. */
+typedef struct px_stats {
+    _Atomic uint64_t clients_accepted;
+    _Atomic uint64_t clients_active;   /* gauge: live client sessions */
+    _Atomic uint64_t clients_rejected; /* MAX_CLIENT_CONN */
+    _Atomic uint64_t login_failures;
+    _Atomic uint64_t protocol_errors;
+    _Atomic uint64_t transactions;
+    _Atomic uint64_t queries;
+    _Atomic uint64_t pool_waits;
+    _Atomic uint64_t pool_timeouts;
+    _Atomic uint64_t pins; /* clients pinned to a server connection */
+    _Atomic uint64_t servers_opened;
+    _Atomic uint64_t servers_closed;
+    _Atomic uint64_t servers_broken; /* discarded after an error or failed check */
+    _Atomic uint64_t cancels_forwarded;
+    _Atomic uint64_t bytes_client_to_server;
+    _Atomic uint64_t bytes_server_to_client;
+    _Atomic uint64_t iobufs_in_use; /* gauge */
+} px_stats_t;
+
+#define PX_STAT_INC(w, f) atomic_fetch_add_explicit(&(w)->stats.f, 1, memory_order_relaxed)
+#define PX_STAT_ADD(w, f, n)                                                                       \
+    atomic_fetch_add_explicit(&(w)->stats.f, (n), memory_order_relaxed)
+#define PX_STAT_DEC(w, f) atomic_fetch_sub_explicit(&(w)->stats.f, 1, memory_order_relaxed)
+
+/* ---- forward declarations ------------------------------------------------ */
+
+typedef struct px_worker px_worker_t;
+typedef struct px_client px_client_t;
+typedef struct px_server px_server_t;
+typedef struct px_pool px_pool_t;
+typedef struct px_shared px_shared_t;
+
+/* ---- connection I/O ------------------------------------------------------ */
+
+typedef enum px_io_kind {
+    PX_IO_CLIENT = 1,
+    PX_IO_SERVER = 2,
+} px_io_kind_t;
+
+/* The socket half common to client sessions and server connections. */
+typedef struct px_io {
+    uv_tcp_t tcp;       /* the socket; its close callback frees the owner */
+    px_worker_t *w;     /* owning worker */
+    px_iobuf_t *in;     /* received bytes, attached lazily, returned when empty */
+    px_iobuf_t *out;    /* bytes not yet accepted by the socket (one uv_write in flight) */
+    uv_write_t *wreq;   /* the in-flight write, from the worker's free list */
+    uint32_t out_inflight; /* bytes of out handed to the in-flight uv_write */
+    uint32_t pass_left; /* body bytes of the current message still to pass or skip */
+    uint8_t kind;       /* px_io_kind_t */
+    bool pass_skip;     /* the current message is being skipped, not forwarded */
+    bool reading;       /* uv_read_start is active */
+    bool paused;        /* the peer's output is full: stopped reading until it drains */
+    bool closing;       /* uv_close was called; everything else is a no-op */
+} px_io_t;
+
+/* Collects what one processing pass sends to one destination: spans of the
+ * source's input buffer and synthesized messages, in order, then one write. */
+#define PX_SENDER_IOV     32
+#define PX_SENDER_SCRATCH 4096
+typedef struct px_sender {
+    px_io_t *dst;
+    uv_buf_t iov[PX_SENDER_IOV];
+    int n;
+    size_t bytes;
+    size_t scratch_used;
+    uint8_t scratch[PX_SENDER_SCRATCH];
+} px_sender_t;
+
+/* ---- outstanding-request FIFO ------------------------------------------- */
+
+/* What to do with the server's replies up to the next ReadyForQuery. */
+typedef enum px_req_action {
+    PX_REQ_FORWARD = 0, /* the client's own request: pass replies through */
+    PX_REQ_SKIP,        /* a request the proxy injected: swallow the replies */
+    PX_REQ_SKIP_SET,    /* an injected SET batch: swallow, but report errors as warnings */
+} px_req_action_t;
+
+#define PX_FIFO_CAP 256 /* power of two */
+typedef struct px_fifo {
+    uint8_t items[PX_FIFO_CAP]; /* px_req_action_t */
+    uint16_t head;
+    uint16_t count;
+} px_fifo_t;
+
+static inline bool px_fifo_full(const px_fifo_t *f)
+{
+    return f->count == PX_FIFO_CAP;
+}
+static inline void px_fifo_push(px_fifo_t *f, px_req_action_t a)
+{
+    f->items[(f->head + f->count) & (PX_FIFO_CAP - 1)] = (uint8_t)a;
+    f->count++;
+}
+static inline px_req_action_t px_fifo_peek(const px_fifo_t *f)
+{
+    return (px_req_action_t)f->items[f->head];
+}
+static inline void px_fifo_pop(px_fifo_t *f)
+{
+    f->head = (uint16_t)((f->head + 1) & (PX_FIFO_CAP - 1));
+    f->count--;
+}
+
+/* ---- session parameters ------------------------------------------------- */
+
+/* A set of name=value settings, kept as one block "name\0value\0..." so a
+ * session carries one allocation. Used for the client's startup parameters
+ * and for what the proxy has SET on a server connection. */
+typedef struct px_params {
+    char *block;    /* owned; NULL when empty */
+    uint32_t len;   /* bytes in block */
+    uint32_t count; /* pairs */
+    uint64_t hash;  /* over the block, to skip diffs when equal */
+} px_params_t;
+
+/* ---- client session ------------------------------------------------------ */
+
+typedef enum px_client_state {
+    PX_CLIENT_STARTUP = 0, /* waiting for a startup packet (also after SSL 'N') */
+    PX_CLIENT_AUTH,        /* waiting for the password / SASL messages */
+    PX_CLIENT_WELCOME,     /* authenticated; waiting for the pool's first server login */
+    PX_CLIENT_IDLE,        /* logged in, no server connection */
+    PX_CLIENT_WAITING,     /* queued for a server connection */
+    PX_CLIENT_ACTIVE,      /* linked to a server connection */
+    PX_CLIENT_CLOSING,     /* closing; no further events */
+} px_client_state_t;
+
+const char *px_client_state_to_str(px_client_state_t st);
+
+/* Why a session ended: teardown, logs and counters switch on this. */
+typedef enum px_close_reason {
+    PX_CLOSE_CLIENT_EOF = 0,
+    PX_CLOSE_CLIENT_TERMINATE,
+    PX_CLOSE_CLIENT_READ_ERROR,
+    PX_CLOSE_CLIENT_WRITE_ERROR,
+    PX_CLOSE_PROTOCOL_ERROR,
+    PX_CLOSE_LOGIN_TIMEOUT,
+    PX_CLOSE_AUTH_FAILED,
+    PX_CLOSE_POOL_TIMEOUT,
+    PX_CLOSE_SERVER_LOST,
+    PX_CLOSE_SERVER_LOGIN_FAILED,
+    PX_CLOSE_TOO_MANY_CLIENTS,
+    PX_CLOSE_SHUTDOWN,
+    PX_CLOSE_INTERNAL,
+} px_close_reason_t;
+
+const char *px_close_reason_to_str(px_close_reason_t r);
+
+typedef enum px_auth_step {
+    PX_AUTH_STEP_NONE = 0,
+    PX_AUTH_STEP_PASSWORD, /* cleartext (unused by default) */
+    PX_AUTH_STEP_MD5,
+    PX_AUTH_STEP_SASL_INIT,
+    PX_AUTH_STEP_SASL_FINAL,
+} px_auth_step_t;
+
+struct px_client {
+    px_io_t io;                /* socket; must stay first member for container_of */
+    px_client_state_t state;   /* written only by px_client_set_state */
+    px_list_t link;            /* login list, pool waiters list, or self */
+    px_pool_t *pool;           /* the (database, user) pool, set after authentication */
+    px_server_t *server;       /* linked server connection, if any */
+    uint32_t id;               /* proxy-issued backend pid: worker index << 24 | slot */
+    uint32_t cancel_key;       /* proxy-issued cancel key */
+    uint64_t deadline;         /* login or pool-wait deadline (loop ms), 0 = none */
+    uint64_t wait_start;       /* when it queued for a server (loop ms) */
+    px_params_t params;        /* startup parameters to replay on server connections */
+    char *user;                /* owned */
+    char *database;            /* owned */
+    struct px_client_auth *auth; /* login-time state, freed once logged in */
+    bool pinned;               /* keeps its server connection until it leaves */
+    bool unsynced;             /* extended-protocol messages sent since the last Sync */
+    bool in_copy_in;           /* the server asked for COPY data */
+    uint8_t tx_status;         /* last ReadyForQuery status seen: I, T or E */
+    char peer[48];             /* "ip:port" for logs */
+};
+
+/* ---- server connection --------------------------------------------------- */
+
+typedef enum px_server_state {
+    PX_SERVER_CONNECTING = 0, /* TCP connect in progress */
+    PX_SERVER_LOGIN,          /* startup sent; authenticating */
+    PX_SERVER_IDLE,           /* in its pool's idle list */
+    PX_SERVER_ACTIVE,         /* linked to a client */
+    PX_SERVER_CHECKING,       /* a pre-use ping in flight */
+    PX_SERVER_RESETTING,      /* DISCARD ALL in flight after a session ended */
+    PX_SERVER_CLOSING,
+} px_server_state_t;
+
+const char *px_server_state_to_str(px_server_state_t st);
+
+struct px_server {
+    px_io_t io;               /* socket; first member */
+    px_server_state_t state;  /* written only by px_server_set_state */
+    px_list_t link;           /* the pool list matching state */
+    px_pool_t *pool;          /* owner pool */
+    px_client_t *client;      /* linked client while ACTIVE */
+    uv_connect_t connect_req; /* TCP connect */
+    px_fifo_t fifo;           /* outstanding requests, popped at ReadyForQuery */
+    px_params_t applied;      /* settings the proxy has SET on this connection */
+    uint32_t id;              /* proxy-local id for logs */
+    uint32_t be_pid;          /* BackendKeyData from PostgreSQL, for cancels */
+    uint32_t be_key;
+    uint64_t last_used;       /* loop ms when last released */
+    uint64_t deadline;        /* connect/login/check deadline */
+    struct px_scram_client *scram; /* login-time SCRAM state */
+    uint8_t tx_status;        /* last ReadyForQuery status */
+    bool overflow;            /* opened above DB_POOL_SIZE: close when idle */
+    bool welcome_pending;     /* its login supplies the pool's welcome parameters */
+};
+
+/* ---- pools ------------------------------------------------------------------ */
+
+/* Connection budget of one (database, user) across all workers. */
+typedef struct px_pool_budget {
+    char *key;               /* "database\0user" */
+    _Atomic int open;        /* server connections open across workers */
+    _Atomic int wanted;      /* workers with waiters and no budget */
+    struct px_pool_budget *next;
+} px_pool_budget_t;
+
+typedef struct px_welcome_param {
+    char *name;
+    char *value;
+} px_welcome_param_t;
+
+/* What the pool's server logs in with. */
+typedef struct px_pool_creds {
+    px_secret_kind_t kind;          /* PLAIN, MD5, SCRAM (keys) or NONE */
+    char secret[PX_AUTH_SECRET_MAX]; /* password or md5 hash */
+    uint8_t client_key[PX_SCRAM_KEY_LEN];
+    uint8_t server_key[PX_SCRAM_KEY_LEN];
+    bool have_keys;
+} px_pool_creds_t;
+
+struct px_pool {
+    px_worker_t *w;
+    px_pool_t *next_in_worker; /* worker's pool chain */
+    px_pool_budget_t *budget;  /* shared across workers */
+    char *database;
+    char *user;
+    px_list_t idle;       /* px_server_t, most recently used first */
+    px_list_t active;     /* px_server_t linked to clients */
+    px_list_t pending;    /* connecting, login, checking, resetting */
+    px_list_t waiters;    /* px_client_t waiting for a server, FIFO */
+    px_list_t welcome_waiters; /* px_client_t waiting for the welcome parameters */
+    int n_idle, n_active, n_pending, n_waiting;
+    int n_local;          /* this worker's open server connections */
+    px_pool_creds_t creds;
+    px_welcome_param_t *welcome; /* ParameterStatus of the first login */
+    int n_welcome;
+    bool have_welcome;
+    bool launching;         /* guards launch() against re-entry through failures */
+    bool wanting;           /* this worker raised budget->wanted */
+    char last_error[256];   /* last server login error, for waiting clients */
+    char last_sqlstate[6];
+    uint64_t last_error_at; /* loop ms */
+};
+
+/* ---- worker ------------------------------------------------------------------- */
+
+typedef struct px_cancel_msg {
+    uint32_t pid, key;
+} px_cancel_msg_t;
+
+#define PX_CANCEL_QUEUE 256
+
+struct px_worker {
+    int index;
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_timer_t tick;         /* timeouts, pool maintenance: every PX_TICK_MS */
+    uv_async_t wakeup;       /* cross-thread: cancels, stop, reload */
+    px_shared_t *shared;
+    px_config_t *cfg;        /* snapshot in use; replaced at a safe point on reload */
+    px_pool_t *pools;        /* chain */
+    px_list_t login_clients; /* clients in STARTUP/AUTH/WELCOME, for the login deadline */
+    px_client_t **slots;     /* client by slot (id & 0xffffff) */
+    uint32_t n_slots;        /* highest slot handed out */
+    uint32_t slots_cap;
+    uint32_t free_slot;      /* head of the free-slot chain (stored in slots as tagged ints) */
+    px_iobuf_t *free_bufs;   /* standard-size buffer pool */
+    uint32_t n_free_bufs;
+    uv_write_t *free_wreqs;  /* write requests pool (linked through data) */
+    uint32_t next_server_id;
+    uint32_t n_clients;
+    bool stopping;
+    bool listening;
+    /* cross-thread inbox, guarded by inbox_lock */
+    pthread_mutex_t inbox_lock;
+    px_cancel_msg_t cancels[PX_CANCEL_QUEUE];
+    int n_cancels;
+    bool stop_requested;
+    bool reload_requested;
+    px_stats_t stats;
+};
+
+#define PX_TICK_MS 50
+
+/* ---- process-wide state ------------------------------------------------- */
+
+struct px_shared {
+    pthread_mutex_t lock;       /* guards cfg, authfile, budgets */
+    px_config_t *cfg;           /* current snapshot (ref held) */
+    px_authfile_t *authfile;    /* current auth file or NULL */
+    int authfile_refs;          /* readers inside px_shared_lookup_secret */
+    px_pool_budget_t *budgets;  /* chain */
+    _Atomic int n_clients;      /* across workers, for MAX_CLIENT_CONN */
+    px_worker_t *workers;
+    int n_workers;
+    int listen_fd_family;
+};
+
+/* ---- module functions ------------------------------------------------------ */
+
+/* iobuf.c */
+px_iobuf_t *px_iobuf_get(px_worker_t *w, uint32_t cap);
+void px_iobuf_put(px_worker_t *w, px_iobuf_t *b);
+/** Make room for a whole message of @p need bytes at b->rpos; may replace *bp. */
+bool px_iobuf_reserve(px_worker_t *w, px_iobuf_t **bp, uint32_t need) PX_MUSTCHECK_INT;
+void px_iobuf_compact(px_iobuf_t *b);
+void px_iobuf_trim_pool(px_worker_t *w, uint32_t keep);
+
+/* io.c */
+void px_io_init(px_io_t *io, px_worker_t *w, px_io_kind_t kind);
+int px_io_start_read(px_io_t *io) PX_MUSTCHECK_INT;
+void px_io_stop_read(px_io_t *io);
+void px_sender_init(px_sender_t *s, px_io_t *dst);
+/** Queue bytes that stay valid until px_sender_flush. */
+bool px_sender_span(px_sender_t *s, const void *p, size_t n) PX_MUSTCHECK_INT;
+/** A builder over the sender's scratch; px_sender_commit adds what was built. */
+px_wbuf_t px_sender_wbuf(px_sender_t *s);
+bool px_sender_commit(px_sender_t *s, px_wbuf_t *wb) PX_MUSTCHECK_INT;
+/**
+ * Write everything queued: try the socket first, keep the rest in dst->out
+ * with one uv_write. Returns 0, or a negative libuv error (the destination is
+ * broken; the caller starts its teardown).
+ */
+int px_sender_flush(px_sender_t *s) PX_MUSTCHECK_INT;
+/** Whether the destination still has bytes in flight (the source must wait). */
+static inline bool px_io_blocked(const px_io_t *io)
+{
+    return io->out != NULL;
+}
+void px_io_close(px_io_t *io, uv_close_cb cb);
+void px_io_release_in(px_io_t *io);
+
+/* params.c */
+void px_params_free(px_params_t *p);
+bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *value,
+                   size_t vlen) PX_MUSTCHECK_INT;
+const char *px_params_get(const px_params_t *p, const char *name);
+bool px_params_copy(px_params_t *dst, const px_params_t *src) PX_MUSTCHECK_INT;
+/** Append to @p sql the SET/RESET statements turning @p have into @p want. */
+size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql,
+                          size_t cap);
+bool px_params_is_tracked(const char *name);
+/** Parse "-c a=b --c=d" startup options into @p p. False on malformed options. */
+bool px_params_parse_options(px_params_t *p, const char *opts, size_t len) PX_MUSTCHECK_INT;
+
+/* session.c */
+void px_client_accept(px_worker_t *w, uv_stream_t *listener);
+void px_client_set_state(px_client_t *c, px_client_state_t st);
+void px_client_fail(px_client_t *c, px_close_reason_t why, const char *sqlstate, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+void px_client_close(px_client_t *c, px_close_reason_t why);
+/** Called by the pool when @p s has been linked to waiting client @p c. */
+void px_client_on_server(px_client_t *c, px_server_t *s);
+/** The pool's welcome parameters arrived (or failed: @p ok false). */
+void px_client_on_welcome(px_client_t *c, bool ok);
+/** Resume reading/processing a client whose server drained its output. */
+void px_client_resume(px_client_t *c);
+void px_client_process(px_client_t *c);
+void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key);
+void px_client_check_timeouts(px_worker_t *w, uint64_t now);
+
+/* server.c */
+px_server_t *px_server_open(px_pool_t *pool) PX_MUSTCHECK_INT;
+void px_server_set_state(px_server_t *s, px_server_state_t st);
+void px_server_close(px_server_t *s, const char *why);
+void px_server_process(px_server_t *srv);
+void px_server_resume(px_server_t *s);
+/** Send a query whose replies are swallowed (ping, DISCARD ALL, SET batch). */
+bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql,
+                      px_req_action_t action) PX_MUSTCHECK_INT;
+void px_server_send_cancel(px_server_t *s);
+void px_server_check_timeouts(px_pool_t *pool, uint64_t now);
+
+/* pool.c */
+px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user) PX_MUSTCHECK_INT;
+/** Ask for a server connection; links one now (true) or queues the client. */
+bool px_pool_checkout(px_pool_t *pool, px_client_t *c);
+/** The client is done with @p s in a clean state: reuse it. */
+void px_pool_release(px_server_t *s);
+/** A server became usable (login done, check done, reset done). */
+void px_pool_server_ready(px_server_t *s);
+/** A server connection is gone; give back its budget and serve waiters. */
+void px_pool_server_gone(px_server_t *s);
+void px_pool_login_failed(px_pool_t *pool, const char *sqlstate, const char *msg);
+void px_pool_remove_waiter(px_client_t *c);
+void px_pool_tick(px_pool_t *pool, uint64_t now);
+void px_pool_request_welcome(px_pool_t *pool, px_client_t *c);
+
+/* worker.c */
+int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;
+px_config_t *px_worker_cfg(px_worker_t *w);
+uint32_t px_worker_slot_alloc(px_worker_t *w, px_client_t *c);
+void px_worker_slot_free(px_worker_t *w, uint32_t id);
+px_client_t *px_worker_slot_get(px_worker_t *w, uint32_t id);
+uv_write_t *px_worker_wreq_get(px_worker_t *w);
+void px_worker_wreq_put(px_worker_t *w, uv_write_t *r);
+void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key);
+/** Copy the secret of @p user into @p out. False when the user is unknown. */
+bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out);
+px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user);
+
+static inline uint64_t px_now(px_worker_t *w)
+{
+    return uv_now(&w->loop);
+}
+
+#endif

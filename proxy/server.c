@@ -1,0 +1,704 @@
+/*
+ * Server connections: one px_server_t per connection to PostgreSQL, with an
+ * explicit state (px_server_state_t, written only by px_server_set_state)
+ * tied to one list of its pool. A server logs in as the pool's user with the
+ * pool's credentials (password, md5 hash or SCRAM keys), then serves clients
+ * lent to it by the pool.
+ *
+ * Replies are matched to requests through the outstanding-request FIFO: each
+ * ReadyForQuery pops one entry, whose action says whether the replies up to
+ * it go to the client (FORWARD) or were for a request the proxy injected
+ * (SKIP). Only the messages that change the proxy's view (ReadyForQuery,
+ * ErrorResponse, ParameterStatus and the login messages) are looked into
+ * whole; the rest stream through as spans of the input buffer.
+ */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "px.h"
+
+static const char *const server_state_names[] = {
+    "connecting", "login", "idle", "active", "checking", "resetting", "closing",
+};
+
+const char *px_server_state_to_str(px_server_state_t st)
+{
+    return (unsigned)st < sizeof(server_state_names) / sizeof(server_state_names[0])
+               ? server_state_names[st]
+               : "?";
+}
+
+#define SLOG(level, s, ...)                                                                        \
+    do {                                                                                           \
+        if ((level) <= __atomic_load_n(&px_log_level, __ATOMIC_RELAXED)) {                                                             \
+            char tag_[160];                                                                        \
+            snprintf(tag_, sizeof(tag_), "S-%u %s/%s", (s)->id, (s)->pool->database,               \
+                     (s)->pool->user);                                                             \
+            px_log_write((level), tag_, __VA_ARGS__);                                              \
+        }                                                                                          \
+    } while (0)
+
+/* The pool list that matches a state. */
+static px_list_t *state_list(px_server_t *s, px_server_state_t st, int **counter)
+{
+    px_pool_t *p = s->pool;
+    switch (st) {
+    case PX_SERVER_IDLE:
+        *counter = &p->n_idle;
+        return &p->idle;
+    case PX_SERVER_ACTIVE:
+        *counter = &p->n_active;
+        return &p->active;
+    case PX_SERVER_CLOSING:
+        *counter = NULL;
+        return NULL;
+    default:
+        *counter = &p->n_pending;
+        return &p->pending;
+    }
+}
+
+void px_server_set_state(px_server_t *s, px_server_state_t st)
+{
+    px_server_state_t old = s->state;
+    if (old == st)
+        return;
+    int *cnt;
+    px_list_t *l = state_list(s, old, &cnt);
+    if (l) {
+        px_list_del(&s->link);
+        (*cnt)--;
+    }
+    s->state = st;
+    l = state_list(s, st, &cnt);
+    if (l) {
+        if (st == PX_SERVER_IDLE)
+            px_list_prepend(l, &s->link); /* most recently used first */
+        else
+            px_list_append(l, &s->link);
+        (*cnt)++;
+    }
+    px_log_debug(NULL, "S-%u state %s -> %s", s->id, px_server_state_to_str(old),
+                 px_server_state_to_str(st));
+}
+
+static void server_free_cb(uv_handle_t *h)
+{
+    px_server_t *s = (px_server_t *)h->data;
+    px_worker_t *w = s->io.w;
+    px_iobuf_put(w, s->io.in);
+    if (!s->io.wreq)
+        px_iobuf_put(w, s->io.out);
+    px_params_free(&s->applied);
+    if (s->scram) {
+        OPENSSL_cleanse(s->scram, sizeof(*s->scram));
+        free(s->scram);
+    }
+    free(s);
+}
+
+void px_server_close(px_server_t *s, const char *why)
+{
+    if (s->state == PX_SERVER_CLOSING)
+        return;
+    px_worker_t *w = s->io.w;
+    px_server_state_t old = s->state;
+    SLOG(old == PX_SERVER_ACTIVE || old == PX_SERVER_LOGIN ? PX_LOG_INFO : PX_LOG_DEBUG, s,
+         "closing server connection (%s): %s", px_server_state_to_str(old), why);
+    px_client_t *c = s->client;
+    px_server_set_state(s, PX_SERVER_CLOSING);
+    PX_STAT_INC(w, servers_closed);
+    if (c) {
+        s->client = NULL;
+        c->server = NULL;
+        px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "server connection lost: %s", why);
+    }
+    if (old == PX_SERVER_CONNECTING || old == PX_SERVER_LOGIN) {
+        if (s->welcome_pending || s->pool->n_idle + s->pool->n_active == 0)
+            px_pool_login_failed(s->pool, s->pool->last_sqlstate[0] ? s->pool->last_sqlstate : "08006",
+                                 s->pool->last_error[0] ? s->pool->last_error : why);
+    }
+    px_pool_server_gone(s);
+    if (uv_is_closing((uv_handle_t *)&s->io.tcp))
+        return;
+    px_io_close(&s->io, server_free_cb);
+}
+
+/* ---- connect and login ------------------------------------------------------- */
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char ports[8];
+    snprintf(ports, sizeof(ports), "%u", port);
+    int rc = getaddrinfo(host, ports, &hints, &res);
+    if (rc != 0 || !res)
+        return -1;
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void login_fail(px_server_t *s, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void login_fail(px_server_t *s, const char *sqlstate, const char *fmt, ...)
+{
+    px_pool_t *p = s->pool;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->last_error, sizeof(p->last_error), fmt, ap);
+    va_end(ap);
+    snprintf(p->last_sqlstate, sizeof(p->last_sqlstate), "%s", sqlstate);
+    p->last_error_at = px_now(s->io.w);
+    SLOG(PX_LOG_WARN, s, "server login failed: %s", p->last_error);
+    s->welcome_pending = true; /* make px_server_close fail the waiters */
+    px_server_close(s, p->last_error);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    px_server_t *s = (px_server_t *)req->data;
+    if (status == UV_ECANCELED || s->state == PX_SERVER_CLOSING)
+        return;
+    if (status < 0) {
+        login_fail(s, "08006", "could not connect to server %s:%u: %s",
+                   px_worker_cfg(s->io.w)->postgres_server, px_worker_cfg(s->io.w)->postgres_port,
+                   uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&s->io.tcp, 1);
+    uv_tcp_keepalive(&s->io.tcp, 1, 60);
+    px_server_set_state(s, PX_SERVER_LOGIN);
+    const char *pairs[] = {"user", s->pool->user, "database", s->pool->database, NULL};
+    px_sender_t snd;
+    px_sender_init(&snd, &s->io);
+    px_wbuf_t wb = px_sender_wbuf(&snd);
+    px_build_startup(&wb, pairs);
+    if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0 ||
+        px_io_start_read(&s->io) != 0) {
+        login_fail(s, "08006", "could not send the startup packet");
+        return;
+    }
+}
+
+px_server_t *px_server_open(px_pool_t *pool)
+{
+    px_worker_t *w = pool->w;
+    px_config_t *cfg = px_worker_cfg(w);
+    px_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    px_io_init(&s->io, w, PX_IO_SERVER);
+    s->pool = pool;
+    s->id = ++w->next_server_id;
+    s->tx_status = 'I';
+    px_list_init(&s->link);
+    if (uv_tcp_init(&w->loop, &s->io.tcp) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->io.tcp.data = s;
+    s->connect_req.data = s;
+    s->state = PX_SERVER_CONNECTING;
+    px_list_append(&pool->pending, &s->link);
+    pool->n_pending++;
+    pool->n_local++;
+    PX_STAT_INC(w, servers_opened);
+    s->deadline = px_now(w) + (uint64_t)(cfg->server_connect_timeout * 1000.0);
+    struct sockaddr_storage addr;
+    int rc = resolve(cfg->postgres_server, cfg->postgres_port, &addr);
+    if (rc == 0)
+        rc = uv_tcp_connect(&s->connect_req, &s->io.tcp, (struct sockaddr *)&addr, connect_cb);
+    if (rc != 0) {
+        login_fail(s, "08006", "could not connect to server %s:%u: %s", cfg->postgres_server,
+                   cfg->postgres_port, rc == -1 ? "host not found" : uv_strerror(rc));
+        return NULL;
+    }
+    SLOG(PX_LOG_DEBUG, s, "connecting to %s:%u", cfg->postgres_server, cfg->postgres_port);
+    return s;
+}
+
+static bool send_auth_reply(px_server_t *s, px_wbuf_t *wb, px_sender_t *snd)
+{
+    return px_sender_commit(snd, wb) && px_sender_flush(snd) == 0;
+}
+
+/* One login message from the server; false when the connection was failed. */
+static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
+{
+    px_pool_t *pool = s->pool;
+    px_pool_creds_t *cr = &pool->creds;
+    px_sender_t snd;
+    px_sender_init(&snd, &s->io);
+    px_wbuf_t wb = px_sender_wbuf(&snd);
+    switch (hdr->type) {
+    case 'R': {
+        int32_t code;
+        px_span_t data;
+        if (!px_codec_parse_auth(body, &code, &data)) {
+            login_fail(s, "08P01", "malformed authentication request from server");
+            return false;
+        }
+        switch (code) {
+        case PX_AUTH_OK:
+            return true;
+        case PX_AUTH_CLEARTEXT:
+            if (cr->kind != PX_SECRET_PLAIN) {
+                login_fail(s, "28P01", "server asked for a cleartext password, but the proxy has none for user \"%s\"", pool->user);
+                return false;
+            }
+            px_build_password(&wb, cr->secret);
+            break;
+        case PX_AUTH_MD5: {
+            if (data.n != 4 || (cr->kind != PX_SECRET_PLAIN && cr->kind != PX_SECRET_MD5)) {
+                login_fail(s, "28P01", "server asked for md5, but the proxy has no password or md5 hash for user \"%s\"", pool->user);
+                return false;
+            }
+            char h[36], out[36];
+            if (cr->kind == PX_SECRET_PLAIN)
+                px_md5_hash_password(cr->secret, pool->user, h);
+            else
+                memcpy(h, cr->secret, 36);
+            px_md5_salted(h, data.p, out);
+            px_build_password(&wb, out);
+            OPENSSL_cleanse(h, sizeof(h));
+            break;
+        }
+        case PX_AUTH_SASL: {
+            if (cr->kind != PX_SECRET_PLAIN && !(cr->kind == PX_SECRET_SCRAM && cr->have_keys)) {
+                login_fail(s, "28P01", "server asked for SCRAM, but the proxy has no password or SCRAM keys for user \"%s\"", pool->user);
+                return false;
+            }
+            if (!s->scram && !(s->scram = calloc(1, sizeof(*s->scram)))) {
+                login_fail(s, "53200", "out of memory");
+                return false;
+            }
+            if (cr->kind == PX_SECRET_PLAIN)
+                px_scram_client_init_password(s->scram, cr->secret);
+            else
+                px_scram_client_init_keys(s->scram, cr->client_key, cr->server_key);
+            char first[256];
+            size_t n = px_scram_client_first(s->scram, first, sizeof(first));
+            px_build_sasl_initial(&wb, "SCRAM-SHA-256", first, n);
+            break;
+        }
+        case PX_AUTH_SASL_CONTINUE: {
+            if (!s->scram) {
+                login_fail(s, "08P01", "unexpected SASL continue from server");
+                return false;
+            }
+            char out[512];
+            size_t used = 0;
+            if (px_scram_client_final(s->scram, (const char *)data.p, data.n, out, sizeof(out),
+                                      &used) != PX_SCRAM_OK) {
+                login_fail(s, "08P01", "malformed SCRAM message from server");
+                return false;
+            }
+            px_build_sasl_response(&wb, out, used);
+            break;
+        }
+        case PX_AUTH_SASL_FINAL:
+            if (!s->scram || px_scram_client_verify(s->scram, (const char *)data.p, data.n) != PX_SCRAM_OK) {
+                login_fail(s, "08P01", "server's SCRAM signature did not verify");
+                return false;
+            }
+            return true;
+        default:
+            login_fail(s, "28000", "unsupported authentication method %d requested by server", code);
+            return false;
+        }
+        if (!send_auth_reply(s, &wb, &snd)) {
+            login_fail(s, "08006", "could not send to server");
+            return false;
+        }
+        return true;
+    }
+    case 'E': {
+        px_error_fields_t ef;
+        if (!px_codec_parse_error(body, &ef)) {
+            login_fail(s, "08P01", "malformed error from server");
+            return false;
+        }
+        char st[6] = "08006";
+        if (ef.sqlstate.n == 5)
+            memcpy(st, ef.sqlstate.p, 5);
+        login_fail(s, st, "%.*s", (int)ef.message.n, (const char *)ef.message.p);
+        return false;
+    }
+    case 'S': {
+        px_span_t name, value;
+        if (!px_codec_parse_param_status(body, &name, &value)) {
+            login_fail(s, "08P01", "malformed ParameterStatus from server");
+            return false;
+        }
+        if (!pool->have_welcome) {
+            /* remember it for the welcome of later clients */
+            for (int i = 0; i < pool->n_welcome; i++) {
+                if (strlen(pool->welcome[i].name) == name.n &&
+                    memcmp(pool->welcome[i].name, name.p, name.n) == 0) {
+                    char *v = strndup((const char *)value.p, value.n);
+                    if (v) {
+                        free(pool->welcome[i].value);
+                        pool->welcome[i].value = v;
+                    }
+                    return true;
+                }
+            }
+            px_welcome_param_t *nw = realloc(pool->welcome, sizeof(*nw) * (size_t)(pool->n_welcome + 1));
+            if (!nw)
+                return true;
+            pool->welcome = nw;
+            nw[pool->n_welcome].name = strndup((const char *)name.p, name.n);
+            nw[pool->n_welcome].value = strndup((const char *)value.p, value.n);
+            if (nw[pool->n_welcome].name && nw[pool->n_welcome].value)
+                pool->n_welcome++;
+        }
+        return true;
+    }
+    case 'K':
+        if (!px_codec_parse_backend_key(body, &s->be_pid, &s->be_key)) {
+            login_fail(s, "08P01", "malformed BackendKeyData from server");
+            return false;
+        }
+        return true;
+    case 'N':
+    case 'v':
+        return true;
+    case 'Z': {
+        uint8_t st;
+        if (!px_codec_parse_ready(body, &st)) {
+            login_fail(s, "08P01", "malformed ReadyForQuery from server");
+            return false;
+        }
+        if (s->scram) {
+            OPENSSL_cleanse(s->scram, sizeof(*s->scram));
+            free(s->scram);
+            s->scram = NULL;
+        }
+        s->tx_status = st;
+        s->welcome_pending = false;
+        pool->last_error[0] = 0;
+        pool->last_sqlstate[0] = 0;
+        SLOG(PX_LOG_DEBUG, s, "logged in, backend pid %u", s->be_pid);
+        px_pool_server_ready(s);
+        return true;
+    }
+    default:
+        login_fail(s, "08P01", "unexpected message type %d from server during login", hdr->type);
+        return false;
+    }
+}
+
+/* ---- the request/reply cycle ------------------------------------------------ */
+
+bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql, px_req_action_t action)
+{
+    if (px_fifo_full(&s->fifo))
+        return false;
+    size_t n = strlen(sql);
+    /* a SET batch can be larger than the sender's scratch: build in place */
+    if (n + 16 > sizeof(snd->scratch) - snd->scratch_used) {
+        if (px_sender_flush(snd) != 0 || n + 16 > sizeof(snd->scratch))
+            return false;
+    }
+    px_wbuf_t wb = px_sender_wbuf(snd);
+    px_build_query(&wb, sql);
+    if (!px_sender_commit(snd, &wb))
+        return false;
+    px_fifo_push(&s->fifo, action);
+    return true;
+}
+
+void px_server_resume(px_server_t *s)
+{
+    if (s->state == PX_SERVER_CLOSING)
+        return;
+    if (s->io.paused) {
+        s->io.paused = false;
+        px_server_process(s);
+    }
+}
+
+/* Messages from a server no client is using: notices and parameter changes
+ * are fine, anything else means the connection is no longer usable. */
+static bool idle_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
+{
+    if (hdr->type == 'N' || hdr->type == 'S' || hdr->type == 'A')
+        return true;
+    if (hdr->type == 'E') {
+        px_error_fields_t ef;
+        if (px_codec_parse_error(body, &ef))
+            SLOG(PX_LOG_INFO, s, "server error on an unused connection: %.*s", (int)ef.message.n,
+                 (const char *)ef.message.p);
+    }
+    px_server_close(s, "unexpected message from server");
+    return false;
+}
+
+void px_server_process(px_server_t *s)
+{
+    px_worker_t *w = s->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    px_client_t *c = s->client;
+    px_sender_t to_client;
+    px_sender_init(&to_client, c ? &c->io : NULL);
+    bool release = false;
+    size_t forwarded = 0;
+
+    while (s->state != PX_SERVER_CLOSING) {
+        px_iobuf_t *in = s->io.in;
+        if (!in || in->rpos == in->wpos)
+            break;
+        const uint8_t *p = in->data + in->rpos;
+        size_t avail = in->wpos - in->rpos;
+
+        if (c && px_io_blocked(&c->io)) {
+            s->io.paused = true;
+            break;
+        }
+        if (s->io.pass_left > 0) {
+            uint32_t n = avail < s->io.pass_left ? (uint32_t)avail : s->io.pass_left;
+            if (!s->io.pass_skip && c) {
+                if (!px_sender_span(&to_client, p, n))
+                    goto client_broken;
+                forwarded += n;
+            }
+            in->rpos += n;
+            s->io.pass_left -= n;
+            continue;
+        }
+        px_msg_hdr_t hdr;
+        px_codec_status_t rc = px_codec_peek_header(p, avail, cfg->max_message_size, &hdr);
+        if (rc == PX_CODEC_NEED_MORE)
+            break;
+        if (rc == PX_CODEC_ERROR) {
+            px_server_close(s, "invalid message length from server");
+            return;
+        }
+        uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
+        bool login = s->state == PX_SERVER_LOGIN;
+        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'S' || !c;
+        if (inspect && avail < whole) {
+            if (!px_iobuf_reserve(w, &s->io.in, whole)) {
+                px_server_close(s, "out of memory");
+                return;
+            }
+            break;
+        }
+        px_span_t body = {p + PX_MSG_HDR_LEN, hdr.body_len};
+        if (login) {
+            in->rpos += whole;
+            if (!login_msg(s, &hdr, body))
+                return;
+            continue;
+        }
+        px_req_action_t action = s->fifo.count ? px_fifo_peek(&s->fifo) : PX_REQ_FORWARD;
+        if (!c && action == PX_REQ_FORWARD) {
+            /* nobody to forward to: unsolicited message on an unused connection */
+            in->rpos += whole;
+            if (!idle_msg(s, &hdr, body))
+                return;
+            continue;
+        }
+        bool forward = action == PX_REQ_FORWARD;
+        switch (hdr.type) {
+        case 'Z': {
+            uint8_t st;
+            if (!px_codec_parse_ready(body, &st)) {
+                px_server_close(s, "malformed ReadyForQuery from server");
+                return;
+            }
+            s->tx_status = st;
+            if (s->fifo.count)
+                px_fifo_pop(&s->fifo);
+            if (c && forward) {
+                c->tx_status = st;
+                c->in_copy_in = false;
+                if (st == 'I')
+                    PX_STAT_INC(w, transactions);
+            }
+            break;
+        }
+        case 'E':
+            if (action == PX_REQ_SKIP_SET && c) {
+                /* a startup setting of this client the server refused: tell
+                 * the client as a warning rather than failing its query */
+                px_error_fields_t ef;
+                if (px_codec_parse_error(body, &ef)) {
+                    char msg[300];
+                    snprintf(msg, sizeof(msg), "could not apply a session setting: %.*s",
+                             (int)ef.message.n, (const char *)ef.message.p);
+                    px_wbuf_t wb = px_sender_wbuf(&to_client);
+                    px_build_notice(&wb, "WARNING", "01000", msg);
+                    if (!px_sender_commit(&to_client, &wb))
+                        goto client_broken;
+                }
+            } else if (!forward) {
+                SLOG(PX_LOG_WARN, s, "error from a proxy-issued query");
+            }
+            break;
+        case 'G':
+        case 'W':
+            if (c && forward)
+                c->in_copy_in = true;
+            break;
+        default:
+            break;
+        }
+        if (forward && c) {
+            uint32_t n = avail < whole ? (uint32_t)avail : whole;
+            if (!px_sender_span(&to_client, p, n))
+                goto client_broken;
+            forwarded += n;
+            in->rpos += n;
+            s->io.pass_left = whole - n;
+            s->io.pass_skip = false;
+        } else {
+            uint32_t n = avail < whole ? (uint32_t)avail : whole;
+            in->rpos += n;
+            s->io.pass_left = whole - n;
+            s->io.pass_skip = true;
+        }
+        if (hdr.type == 'Z' && s->fifo.count == 0) {
+            if (s->state == PX_SERVER_CHECKING || s->state == PX_SERVER_RESETTING) {
+                if (s->tx_status != 'I') {
+                    px_server_close(s, "server connection not idle after reset");
+                    return;
+                }
+                px_pool_server_ready(s);
+                return;
+            }
+            if (c && s->tx_status == 'I' && !c->unsynced && !c->pinned &&
+                cfg->pool_mode == PX_POOL_MODE_TRANSACTION) {
+                release = true;
+                break;
+            }
+        }
+    }
+
+    if (s->state == PX_SERVER_CLOSING)
+        return;
+    if (c && to_client.n > 0) {
+        if (px_sender_flush(&to_client) != 0)
+            goto client_broken;
+        PX_STAT_ADD(w, bytes_server_to_client, forwarded);
+        if (px_io_blocked(&c->io))
+            s->io.paused = true;
+    }
+    if (s->io.in) {
+        if (s->io.in->rpos == s->io.in->wpos)
+            px_io_release_in(&s->io);
+        else if (s->io.in->wpos == s->io.in->cap)
+            px_iobuf_compact(s->io.in);
+    }
+    if (release) {
+        /* the transaction is over: the connection goes back to the pool and
+         * the client goes on with whatever it already sent */
+        c->server = NULL;
+        s->client = NULL;
+        px_client_set_state(c, PX_CLIENT_IDLE);
+        s->io.paused = false;
+        if (px_io_start_read(&s->io) != 0) {
+            px_server_close(s, "server read error");
+        } else {
+            px_pool_release(s);
+        }
+        if (c->state == PX_CLIENT_IDLE) {
+            c->io.paused = false;
+            px_client_process(c);
+        }
+        return;
+    }
+    if (s->io.paused)
+        px_io_stop_read(&s->io);
+    else if (px_io_start_read(&s->io) != 0)
+        px_server_close(s, "server read error");
+    else if (c && c->io.paused && !px_io_blocked(&s->io) && !px_fifo_full(&s->fifo))
+        px_client_resume(c);
+    return;
+
+client_broken:
+    /* the client's socket failed: drop the client, keep or close the server */
+    if (c)
+        px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+}
+
+/* ---- cancel ------------------------------------------------------------------ */
+
+typedef struct px_cancel_conn {
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    uv_write_t wreq;
+    uint8_t pkt[16];
+} px_cancel_conn_t;
+
+static void cancel_close_cb(uv_handle_t *h)
+{
+    free(px_container_of(h, px_cancel_conn_t, tcp));
+}
+
+static void cancel_write_cb(uv_write_t *req, int status)
+{
+    px_cancel_conn_t *cc = px_container_of(req, px_cancel_conn_t, wreq);
+    (void)status;
+    uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+}
+
+static void cancel_connect_cb(uv_connect_t *req, int status)
+{
+    px_cancel_conn_t *cc = px_container_of(req, px_cancel_conn_t, req);
+    if (status < 0) {
+        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)cc->pkt, sizeof(cc->pkt));
+    if (uv_write(&cc->wreq, (uv_stream_t *)&cc->tcp, &b, 1, cancel_write_cb) != 0)
+        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+}
+
+/* Open a new connection to the server and send CancelRequest for this
+ * connection's backend; fire and forget, like libpq's PQcancel. */
+void px_server_send_cancel(px_server_t *s)
+{
+    if (!s->be_pid)
+        return;
+    px_worker_t *w = s->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    px_cancel_conn_t *cc = calloc(1, sizeof(*cc));
+    if (!cc)
+        return;
+    px_wbuf_t wb = px_wbuf_make(cc->pkt, sizeof(cc->pkt));
+    px_build_cancel_request(&wb, s->be_pid, s->be_key);
+    struct sockaddr_storage addr;
+    if (wb.failed || resolve(cfg->postgres_server, cfg->postgres_port, &addr) != 0 ||
+        uv_tcp_init(&w->loop, &cc->tcp) != 0) {
+        free(cc);
+        return;
+    }
+    cc->tcp.data = NULL; /* not a session: shutdown walks skip it */
+    if (uv_tcp_connect(&cc->req, &cc->tcp, (struct sockaddr *)&addr, cancel_connect_cb) != 0)
+        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+    SLOG(PX_LOG_DEBUG, s, "cancel sent for backend %u", s->be_pid);
+}
+
+void px_server_check_timeouts(px_pool_t *pool, uint64_t now)
+{
+    px_list_t *it = pool->pending.next;
+    while (it != &pool->pending) {
+        px_server_t *s = px_container_of(it, px_server_t, link);
+        it = it->next;
+        if (s->deadline && now >= s->deadline) {
+            if (s->state == PX_SERVER_CONNECTING || s->state == PX_SERVER_LOGIN)
+                login_fail(s, "08006", "timeout while connecting to the server");
+            else
+                px_server_close(s, "server did not answer a check or reset in time");
+        }
+    }
+}

@@ -1,0 +1,956 @@
+/*
+ * Client sessions: one px_client_t per client connection, driven by an
+ * explicit state (px_client_state_t) that only px_client_set_state writes.
+ * Each state has exactly one list membership: STARTUP/AUTH/WELCOME are on the
+ * worker's login list (for the login deadline), WAITING is on its pool's
+ * waiters list, the others on none.
+ *
+ * Client bytes are framed with the codec and forwarded to the linked server
+ * connection as spans of the client's own input buffer; only Query and Parse
+ * are looked into whole. Every request that will end in ReadyForQuery pushes
+ * a FORWARD entry on the server's outstanding-request FIFO.
+ *
+ * The session ends through px_client_fail (ErrorResponse + close) or
+ * px_client_close; memory is freed only in the socket's close callback.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ctype.h>
+
+#include <openssl/rand.h>
+
+#include "px.h"
+#include "sqlscan.h"
+
+struct px_client_auth {
+    px_auth_step_t step;
+    px_secret_t secret;     /* the user's secret (or a decoy for unknown users) */
+    bool user_known;
+    uint8_t md5_salt[4];
+    px_scram_server_t scram;
+};
+
+static const char *const client_state_names[] = {
+    "startup", "auth", "welcome", "idle", "waiting", "active", "closing",
+};
+
+const char *px_client_state_to_str(px_client_state_t st)
+{
+    return (unsigned)st < sizeof(client_state_names) / sizeof(client_state_names[0])
+               ? client_state_names[st]
+               : "?";
+}
+
+const char *px_close_reason_to_str(px_close_reason_t r)
+{
+    switch (r) {
+    case PX_CLOSE_CLIENT_EOF:
+        return "client closed the connection";
+    case PX_CLOSE_CLIENT_TERMINATE:
+        return "client terminated";
+    case PX_CLOSE_CLIENT_READ_ERROR:
+        return "client read error";
+    case PX_CLOSE_CLIENT_WRITE_ERROR:
+        return "client write error";
+    case PX_CLOSE_PROTOCOL_ERROR:
+        return "protocol error";
+    case PX_CLOSE_LOGIN_TIMEOUT:
+        return "login timeout";
+    case PX_CLOSE_AUTH_FAILED:
+        return "authentication failed";
+    case PX_CLOSE_POOL_TIMEOUT:
+        return "pool timeout";
+    case PX_CLOSE_SERVER_LOST:
+        return "server connection lost";
+    case PX_CLOSE_SERVER_LOGIN_FAILED:
+        return "server login failed";
+    case PX_CLOSE_TOO_MANY_CLIENTS:
+        return "too many clients";
+    case PX_CLOSE_SHUTDOWN:
+        return "shutdown";
+    case PX_CLOSE_INTERNAL:
+        return "internal error";
+    }
+    return "?";
+}
+
+static void client_tag(px_client_t *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "C-%u %s%s%s", c->id, c->peer, c->user ? " " : "", c->user ? c->user : "");
+}
+
+#define CLOG(level, c, ...)                                                                        \
+    do {                                                                                           \
+        if ((level) <= __atomic_load_n(&px_log_level, __ATOMIC_RELAXED)) {                                                             \
+            char tag_[160];                                                                        \
+            client_tag((c), tag_, sizeof(tag_));                                                   \
+            px_log_write((level), tag_, __VA_ARGS__);                                              \
+        }                                                                                          \
+    } while (0)
+
+void px_client_set_state(px_client_t *c, px_client_state_t st)
+{
+    px_client_state_t old = c->state;
+    if (old == st)
+        return;
+    /* leave the old state's list */
+    switch (old) {
+    case PX_CLIENT_STARTUP:
+    case PX_CLIENT_AUTH:
+        if (st != PX_CLIENT_STARTUP && st != PX_CLIENT_AUTH)
+            px_list_del(&c->link);
+        break;
+    case PX_CLIENT_WELCOME:
+        px_list_del(&c->link);
+        break;
+    case PX_CLIENT_WAITING:
+        px_pool_remove_waiter(c);
+        break;
+    default:
+        break;
+    }
+    c->state = st;
+    /* join the new state's list */
+    if (st == PX_CLIENT_WELCOME) {
+        /* moves from the login list to the pool's welcome list; the login
+         * deadline keeps running through the pool's tick */
+        px_list_append(&c->pool->welcome_waiters, &c->link);
+    }
+    px_log_debug(NULL, "C-%u state %s -> %s", c->id, px_client_state_to_str(old),
+                 px_client_state_to_str(st));
+}
+
+/* ---- sending helpers ----------------------------------------------------- */
+
+/* Send one ErrorResponse right away (best effort) and close. */
+void px_client_fail(px_client_t *c, px_close_reason_t why, const char *sqlstate, const char *fmt,
+                    ...)
+{
+    if (c->state == PX_CLIENT_CLOSING)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    px_sender_t snd;
+    px_sender_init(&snd, &c->io);
+    px_wbuf_t wb = px_sender_wbuf(&snd);
+    px_build_error(&wb, "FATAL", sqlstate, msg);
+    if (px_sender_commit(&snd, &wb) && px_sender_flush(&snd) != 0) {
+        /* the client is gone; closing is all that is left */
+    }
+    CLOG(why == PX_CLOSE_AUTH_FAILED || why == PX_CLOSE_PROTOCOL_ERROR ? PX_LOG_WARN : PX_LOG_INFO,
+         c, "closing: %s (%s: %s)", px_close_reason_to_str(why), sqlstate, msg);
+    if (why == PX_CLOSE_PROTOCOL_ERROR)
+        PX_STAT_INC(c->io.w, protocol_errors);
+    px_client_close(c, why);
+}
+
+static void client_free_cb(uv_handle_t *h)
+{
+    px_client_t *c = (px_client_t *)h->data;
+    px_worker_t *w = c->io.w;
+    px_iobuf_put(w, c->io.in);
+    if (!c->io.wreq)
+        px_iobuf_put(w, c->io.out);
+    /* an in-flight write's callback runs (ECANCELED) before the close
+     * callback and has already returned its buffer */
+    px_params_free(&c->params);
+    free(c->user);
+    free(c->database);
+    if (c->auth) {
+        OPENSSL_cleanse(c->auth, sizeof(*c->auth));
+        free(c->auth);
+    }
+    px_worker_slot_free(w, c->id);
+    atomic_fetch_sub(&w->shared->n_clients, 1);
+    w->n_clients--;
+    PX_STAT_DEC(w, clients_active);
+    free(c);
+}
+
+/* Detach the server connection of a leaving client: reuse it when it is
+ * clean, reset it when the session left state on it, otherwise cancel what
+ * runs on it and close it. */
+static void detach_server(px_client_t *c)
+{
+    px_server_t *s = c->server;
+    if (!s)
+        return;
+    c->server = NULL;
+    s->client = NULL;
+    px_config_t *cfg = px_worker_cfg(c->io.w);
+    bool busy = s->fifo.count > 0 || c->unsynced || s->io.pass_left > 0 || c->in_copy_in;
+    if (busy) {
+        px_server_send_cancel(s);
+        px_server_close(s, "client left in the middle of a request");
+        return;
+    }
+    bool dirty = c->pinned || cfg->pool_mode == PX_POOL_MODE_SESSION;
+    if (s->tx_status == 'I' && !dirty) {
+        px_pool_release(s);
+        return;
+    }
+    px_sender_t snd;
+    px_sender_init(&snd, &s->io);
+    bool ok = true;
+    if (s->tx_status != 'I')
+        ok = px_server_inject(s, &snd, "ROLLBACK", PX_REQ_SKIP);
+    if (ok && dirty) {
+        ok = px_server_inject(s, &snd, "DISCARD ALL", PX_REQ_SKIP);
+        px_params_free(&s->applied);
+    }
+    if (!ok || px_sender_flush(&snd) != 0) {
+        px_server_close(s, "could not reset the server connection");
+        return;
+    }
+    px_server_set_state(s, PX_SERVER_RESETTING);
+}
+
+void px_client_close(px_client_t *c, px_close_reason_t why)
+{
+    if (c->state == PX_CLIENT_CLOSING)
+        return;
+    px_log_debug(NULL, "C-%u close: %s", c->id, px_close_reason_to_str(why));
+    if (c->state == PX_CLIENT_WAITING)
+        px_pool_remove_waiter(c);
+    else if (c->state == PX_CLIENT_STARTUP || c->state == PX_CLIENT_AUTH ||
+             c->state == PX_CLIENT_WELCOME)
+        px_list_del(&c->link);
+    c->state = PX_CLIENT_CLOSING;
+    detach_server(c);
+    px_io_close(&c->io, client_free_cb);
+}
+
+/* ---- accept ------------------------------------------------------------------ */
+
+void px_client_accept(px_worker_t *w, uv_stream_t *listener)
+{
+    px_client_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    px_io_init(&c->io, w, PX_IO_CLIENT);
+    if (uv_tcp_init(&w->loop, &c->io.tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->io.tcp.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->io.tcp) != 0) {
+        /* nothing to free but the handle */
+        c->state = PX_CLIENT_CLOSING;
+        c->io.closing = true;
+        uv_close((uv_handle_t *)&c->io.tcp, (uv_close_cb)free);
+        return;
+    }
+    px_list_init(&c->link);
+    c->state = PX_CLIENT_STARTUP;
+    c->tx_status = 'I';
+    w->n_clients++;
+    atomic_fetch_add(&w->shared->n_clients, 1);
+    PX_STAT_INC(w, clients_accepted);
+    PX_STAT_INC(w, clients_active);
+    c->id = px_worker_slot_alloc(w, c);
+    if (RAND_bytes((unsigned char *)&c->cancel_key, sizeof(c->cancel_key)) != 1)
+        c->cancel_key = (uint32_t)rand();
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    c->peer[0] = 0;
+    if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[46] = "";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof(ip));
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof(ip));
+            port = ntohs(a->sin6_port);
+        }
+        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    }
+    uv_tcp_nodelay(&c->io.tcp, 1);
+    px_config_t *cfg = px_worker_cfg(w);
+    c->deadline = px_now(w) + (uint64_t)(cfg->client_login_timeout * 1000.0);
+    px_list_append(&w->login_clients, &c->link);
+    if (c->id == 0) {
+        px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
+        return;
+    }
+    if (atomic_load(&w->shared->n_clients) > cfg->max_client_conn) {
+        PX_STAT_INC(w, clients_rejected);
+        px_client_fail(c, PX_CLOSE_TOO_MANY_CLIENTS, "53300",
+                       "sorry, too many clients already (MAX_CLIENT_CONN %d)",
+                       cfg->max_client_conn);
+        return;
+    }
+    if (px_io_start_read(&c->io) != 0)
+        px_client_close(c, PX_CLOSE_CLIENT_READ_ERROR);
+}
+
+/* ---- startup and authentication ---------------------------------------- */
+
+static bool send_raw(px_client_t *c, const void *p, size_t n)
+{
+    px_sender_t snd;
+    px_sender_init(&snd, &c->io);
+    return px_sender_span(&snd, p, n) && px_sender_flush(&snd) == 0;
+}
+
+static char *span_dup(px_span_t s)
+{
+    char *p = malloc(s.n + 1);
+    if (p) {
+        memcpy(p, s.p, s.n);
+        p[s.n] = 0;
+    }
+    return p;
+}
+
+/* PostgreSQL reports client_encoding in its canonical spelling; echo the
+ * client's choice the way the server would. */
+static void canonical_encoding(const char *in, char *out, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; in[i] && j + 1 < n; i++) {
+        if (in[i] == '-')
+            continue;
+        out[j++] = (char)toupper((unsigned char)in[i]);
+    }
+    out[j] = 0;
+    if (strcmp(out, "UNICODE") == 0)
+        snprintf(out, n, "UTF8");
+}
+
+/* The login reply: AuthenticationOk, the server's parameters with the
+ * client's own settings on top, our BackendKeyData, ReadyForQuery. */
+static void send_welcome(px_client_t *c)
+{
+    px_pool_t *pool = c->pool;
+    px_sender_t snd;
+    px_sender_init(&snd, &c->io);
+    px_wbuf_t wb = px_sender_wbuf(&snd);
+    px_build_auth(&wb, PX_AUTH_OK, NULL, 0);
+    for (int i = 0; i < pool->n_welcome; i++) {
+        const char *name = pool->welcome[i].name;
+        const char *value = pool->welcome[i].value;
+        char lname[64];
+        size_t k;
+        for (k = 0; name[k] && k + 1 < sizeof(lname); k++)
+            lname[k] = (char)tolower((unsigned char)name[k]);
+        lname[k] = 0;
+        const char *mine = px_params_get(&c->params, lname);
+        char enc[64];
+        if (mine && strcmp(lname, "client_encoding") == 0) {
+            canonical_encoding(mine, enc, sizeof(enc));
+            mine = enc;
+        }
+        px_build_param_status(&wb, name, mine ? mine : value);
+        if (wb.failed) {
+            /* scratch full: send what we have and continue */
+            wb.failed = false;
+            wb.len = wb._msg_start;
+            if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0)
+                goto fail;
+            wb = px_sender_wbuf(&snd);
+            px_build_param_status(&wb, name, mine ? mine : value);
+        }
+    }
+    px_build_backend_key(&wb, c->id, c->cancel_key);
+    px_build_ready(&wb, 'I');
+    if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0)
+        goto fail;
+    return;
+fail:
+    px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+}
+
+static void login_done(px_client_t *c)
+{
+    if (c->auth) {
+        OPENSSL_cleanse(c->auth, sizeof(*c->auth));
+        free(c->auth);
+        c->auth = NULL;
+    }
+    c->deadline = 0;
+    px_client_set_state(c, PX_CLIENT_IDLE);
+    CLOG(PX_LOG_DEBUG, c, "login ok, database %s", c->database);
+    send_welcome(c);
+}
+
+void px_client_on_welcome(px_client_t *c, bool ok)
+{
+    if (c->state != PX_CLIENT_WELCOME)
+        return;
+    if (!ok) {
+        px_pool_t *pool = c->pool;
+        px_client_fail(c, PX_CLOSE_SERVER_LOGIN_FAILED,
+                       pool->last_sqlstate[0] ? pool->last_sqlstate : "08006",
+                       "server login failed: %s",
+                       pool->last_error[0] ? pool->last_error : "no server connection");
+        return;
+    }
+    login_done(c);
+    if (c->state == PX_CLIENT_IDLE)
+        px_client_process(c);
+}
+
+/* Authentication succeeded: remember how the pool logs in, then greet. */
+static void auth_ok(px_client_t *c)
+{
+    px_worker_t *w = c->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    px_pool_t *pool = px_pool_get(w, c->database, c->user);
+    if (!pool) {
+        px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
+        return;
+    }
+    c->pool = pool;
+    struct px_client_auth *a = c->auth;
+    if (a && a->user_known) {
+        px_pool_creds_t *cr = &pool->creds;
+        switch (a->secret.kind) {
+        case PX_SECRET_PLAIN:
+        case PX_SECRET_MD5:
+            cr->kind = a->secret.kind;
+            snprintf(cr->secret, sizeof(cr->secret), "%s", a->secret.text);
+            break;
+        case PX_SECRET_SCRAM:
+            if (a->scram.have_client_key) {
+                cr->kind = PX_SECRET_SCRAM;
+                memcpy(cr->client_key, a->scram.client_key, PX_SCRAM_KEY_LEN);
+                memcpy(cr->server_key, a->secret.server_key, PX_SCRAM_KEY_LEN);
+                cr->have_keys = true;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    (void)cfg;
+    if (pool->have_welcome) {
+        login_done(c);
+        return;
+    }
+    px_client_set_state(c, PX_CLIENT_WELCOME);
+    px_pool_request_welcome(pool, c);
+}
+
+static void auth_fail(px_client_t *c)
+{
+    PX_STAT_INC(c->io.w, login_failures);
+    px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28P01", "password authentication failed for user \"%s\"",
+                   c->user);
+}
+
+static void begin_auth(px_client_t *c)
+{
+    px_worker_t *w = c->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    struct px_client_auth *a = calloc(1, sizeof(*a));
+    if (!a) {
+        px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
+        return;
+    }
+    c->auth = a;
+    a->user_known = px_shared_lookup_secret(w->shared, c->user, &a->secret);
+    if (cfg->auth_type == PX_AUTH_TYPE_TRUST) {
+        if (!a->user_known && cfg->auth_file) {
+            PX_STAT_INC(w, login_failures);
+            px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28000", "role \"%s\" does not exist",
+                           c->user);
+            return;
+        }
+        auth_ok(c);
+        return;
+    }
+    px_secret_kind_t k = a->user_known ? a->secret.kind : PX_SECRET_NONE;
+    bool use_md5 = (k == PX_SECRET_MD5) || (cfg->auth_type == PX_AUTH_TYPE_MD5 && k == PX_SECRET_PLAIN);
+    px_sender_t snd;
+    px_sender_init(&snd, &c->io);
+    px_wbuf_t wb = px_sender_wbuf(&snd);
+    if (use_md5) {
+        if (RAND_bytes(a->md5_salt, 4) != 1) {
+            px_client_fail(c, PX_CLOSE_INTERNAL, "58000", "could not generate random salt");
+            return;
+        }
+        px_build_auth(&wb, PX_AUTH_MD5, a->md5_salt, 4);
+        a->step = PX_AUTH_STEP_MD5;
+    } else {
+        if (k != PX_SECRET_PLAIN && k != PX_SECRET_SCRAM) {
+            /* unknown user: run the exchange against a random password so
+             * the reply does not tell which users exist */
+            uint8_t rnd[16];
+            char pw[40];
+            if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+                memset(rnd, 0x5a, sizeof(rnd));
+            for (int i = 0; i < 16; i++)
+                snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+            if (!px_secret_parse(pw, &a->secret)) {
+                px_client_fail(c, PX_CLOSE_INTERNAL, "XX000", "internal error");
+                return;
+            }
+            a->user_known = false;
+        }
+        if (!px_scram_server_init(&a->scram, &a->secret)) {
+            px_client_fail(c, PX_CLOSE_INTERNAL, "XX000", "could not start SCRAM authentication");
+            return;
+        }
+        px_build_auth_sasl(&wb);
+        a->step = PX_AUTH_STEP_SASL_INIT;
+    }
+    px_client_set_state(c, PX_CLIENT_AUTH);
+    if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0)
+        px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+}
+
+static void handle_auth_msg(px_client_t *c, px_msg_hdr_t *hdr, px_span_t body)
+{
+    struct px_client_auth *a = c->auth;
+    if (hdr->type != 'p') {
+        px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                       "expected password response, got message type %d", hdr->type);
+        return;
+    }
+    switch (a->step) {
+    case PX_AUTH_STEP_MD5: {
+        px_span_t pw = {0};
+        if (!px_codec_parse_password(body, &pw)) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed password message");
+            return;
+        }
+        if (pw.n != 35) {
+            auth_fail(c);
+            return;
+        }
+        char ans[36];
+        memcpy(ans, pw.p, 35);
+        ans[35] = 0;
+        if (!a->user_known || !px_md5_verify(&a->secret, c->user, a->md5_salt, ans)) {
+            auth_fail(c);
+            return;
+        }
+        auth_ok(c);
+        return;
+    }
+    case PX_AUTH_STEP_SASL_INIT: {
+        px_span_t mech, data;
+        if (!px_codec_parse_sasl_initial(body, &mech, &data)) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed SASLInitialResponse");
+            return;
+        }
+        if (mech.n != 13 || memcmp(mech.p, "SCRAM-SHA-256", 13) != 0) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "28000",
+                           "client selected an invalid SASL authentication mechanism");
+            return;
+        }
+        char out[512];
+        px_scram_result_t r =
+            px_scram_server_first(&a->scram, (const char *)data.p, data.n, out, sizeof(out));
+        if (r != PX_SCRAM_OK) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed SCRAM message");
+            return;
+        }
+        px_sender_t snd;
+        px_sender_init(&snd, &c->io);
+        px_wbuf_t wb = px_sender_wbuf(&snd);
+        px_build_auth(&wb, PX_AUTH_SASL_CONTINUE, out, strlen(out));
+        a->step = PX_AUTH_STEP_SASL_FINAL;
+        if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0)
+            px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+        return;
+    }
+    case PX_AUTH_STEP_SASL_FINAL: {
+        char out[512];
+        px_scram_result_t r =
+            px_scram_server_final(&a->scram, (const char *)body.p, body.n, out, sizeof(out));
+        if (r == PX_SCRAM_FAIL_PROTOCOL) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed SCRAM message");
+            return;
+        }
+        if (r != PX_SCRAM_OK || !a->user_known) {
+            auth_fail(c);
+            return;
+        }
+        px_sender_t snd;
+        px_sender_init(&snd, &c->io);
+        px_wbuf_t wb = px_sender_wbuf(&snd);
+        px_build_auth(&wb, PX_AUTH_SASL_FINAL, out, strlen(out));
+        if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0) {
+            px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+            return;
+        }
+        auth_ok(c);
+        return;
+    }
+    default:
+        px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "unexpected password message");
+        return;
+    }
+}
+
+static bool span_is(px_span_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Returns false when the session was failed. */
+static bool handle_startup(px_client_t *c, const px_startup_t *st)
+{
+    px_worker_t *w = c->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    px_span_t unknown[PX_STARTUP_MAX_PARAMS];
+    int n_unknown = 0;
+    px_span_t user = {0}, db = {0};
+    for (int i = 0; i < st->n_params; i++) {
+        const px_startup_param_t *p = &st->params[i];
+        if (span_is(p->name, "user"))
+            user = p->value;
+        else if (span_is(p->name, "database"))
+            db = p->value;
+        else if (span_is(p->name, "replication")) {
+            if (!span_is(p->value, "false") && !span_is(p->value, "0") &&
+                !span_is(p->value, "off") && !span_is(p->value, "no")) {
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                               "replication connections are not supported by the proxy");
+                return false;
+            }
+        } else if (p->name.n > 5 && memcmp(p->name.p, "_pq_.", 5) == 0) {
+            unknown[n_unknown++] = p->name;
+        } else if (span_is(p->name, "options")) {
+            if (!px_params_parse_options(&c->params, (const char *)p->value.p, p->value.n)) {
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                               "invalid startup options: only -c name=value and --name=value "
+                               "are supported");
+                return false;
+            }
+        } else {
+            if (!px_params_set(&c->params, (const char *)p->name.p, p->name.n,
+                               (const char *)p->value.p, p->value.n)) {
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "invalid startup parameter");
+                return false;
+            }
+        }
+    }
+    if (user.n == 0 || user.n >= PX_AUTH_NAME_MAX || memchr(user.p, 0, user.n)) {
+        px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "28000", "no PostgreSQL user name specified in startup packet");
+        return false;
+    }
+    c->user = span_dup(user);
+    if (db.n >= PX_AUTH_NAME_MAX) {
+        px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "database name too long");
+        return false;
+    }
+    c->database = db.n ? span_dup(db) : (cfg->postgres_db ? strdup(cfg->postgres_db) : span_dup(user));
+    if (!c->user || !c->database) {
+        px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
+        return false;
+    }
+    if (st->proto_minor > 0 || n_unknown > 0) {
+        px_sender_t snd;
+        px_sender_init(&snd, &c->io);
+        px_wbuf_t wb = px_sender_wbuf(&snd);
+        px_build_negotiate_version(&wb, 0, unknown, n_unknown);
+        if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0) {
+            px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+            return false;
+        }
+    }
+    begin_auth(c);
+    return c->state != PX_CLIENT_CLOSING;
+}
+
+/* ---- query phase ----------------------------------------------------------- */
+
+static bool frontend_type_ok(uint8_t t)
+{
+    switch (t) {
+    case 'B': case 'C': case 'd': case 'c': case 'f': case 'D': case 'E':
+    case 'H': case 'F': case 'P': case 'p': case 'Q': case 'S': case 'X':
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void pin(px_client_t *c, const char *why)
+{
+    if (c->pinned)
+        return;
+    c->pinned = true;
+    PX_STAT_INC(c->io.w, pins);
+    CLOG(PX_LOG_INFO, c, "pinned to its server connection until it disconnects: %s", why);
+}
+
+void px_client_resume(px_client_t *c)
+{
+    if (c->state == PX_CLIENT_CLOSING)
+        return;
+    if (c->io.paused) {
+        c->io.paused = false;
+        px_client_process(c);
+    }
+}
+
+void px_client_on_server(px_client_t *c, px_server_t *s)
+{
+    px_worker_t *w = c->io.w;
+    c->server = s;
+    s->client = c;
+    px_client_set_state(c, PX_CLIENT_ACTIVE);
+    uint64_t waited = px_now(w) - c->wait_start;
+    (void)waited;
+    if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
+        char sql[8192];
+        size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(sql));
+        if (n > 0) {
+            px_sender_t snd;
+            px_sender_init(&snd, &s->io);
+            if (!px_server_inject(s, &snd, sql, PX_REQ_SKIP_SET) || px_sender_flush(&snd) != 0) {
+                px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
+                return;
+            }
+        }
+        if (!px_params_copy(&s->applied, &c->params)) {
+            px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
+            return;
+        }
+    }
+    px_client_process(c);
+}
+
+/*
+ * Frame and forward what the client sent. Stops when the input runs out,
+ * when the server's output is full (backpressure), or when the client has to
+ * wait for a server connection.
+ */
+void px_client_process(px_client_t *c)
+{
+    px_worker_t *w = c->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    px_sender_t to_server;
+    px_server_t *s = c->server;
+    px_sender_init(&to_server, s ? &s->io : NULL);
+    size_t forwarded = 0;
+
+    while (c->state != PX_CLIENT_CLOSING) {
+        px_iobuf_t *in = c->io.in;
+        if (!in || in->rpos == in->wpos)
+            break;
+        const uint8_t *p = in->data + in->rpos;
+        size_t avail = in->wpos - in->rpos;
+
+        if (c->state == PX_CLIENT_STARTUP) {
+            px_startup_t st;
+            size_t used = 0;
+            const char *err = NULL;
+            px_codec_status_t rc = px_codec_read_startup(p, avail, &st, &used, &err);
+            if (rc == PX_CODEC_NEED_MORE)
+                break;
+            if (rc == PX_CODEC_ERROR) {
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "%s",
+                               err ? err : "invalid startup packet");
+                return;
+            }
+            in->rpos += (uint32_t)used;
+            if (st.kind == PX_STARTUP_SSL || st.kind == PX_STARTUP_GSSENC) {
+                if (!send_raw(c, "N", 1)) {
+                    px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+                    return;
+                }
+                continue;
+            }
+            if (st.kind == PX_STARTUP_CANCEL) {
+                px_shared_post_cancel(w->shared, st.cancel_pid, st.cancel_key);
+                px_client_close(c, PX_CLOSE_CLIENT_EOF);
+                return;
+            }
+            if (!handle_startup(c, &st))
+                return;
+            continue;
+        }
+
+        if (c->state == PX_CLIENT_WELCOME || c->state == PX_CLIENT_WAITING)
+            break; /* keep the bytes until a server connection is linked */
+
+        if (c->io.pass_left > 0) {
+            /* the rest of a streamed message (CopyData, Bind, ...) */
+            uint32_t n = avail < c->io.pass_left ? (uint32_t)avail : c->io.pass_left;
+            if (!px_sender_span(&to_server, p, n))
+                goto server_broken;
+            in->rpos += n;
+            c->io.pass_left -= n;
+            forwarded += n;
+            continue;
+        }
+
+        px_msg_hdr_t hdr;
+        uint32_t cap = c->state == PX_CLIENT_AUTH ? PX_STARTUP_MAX_LEN : cfg->max_message_size;
+        px_codec_status_t rc = px_codec_peek_header(p, avail, cap, &hdr);
+        if (rc == PX_CODEC_NEED_MORE)
+            break;
+        if (rc == PX_CODEC_ERROR || !frontend_type_ok(hdr.type)) {
+            if (rc == PX_CODEC_ERROR)
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                               "invalid message length (message type %d, limit %u bytes)",
+                               hdr.type, cap);
+            else
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                               "invalid frontend message type %d", hdr.type);
+            return;
+        }
+        uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
+        bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P';
+        if (inspect && avail < whole) {
+            if (!px_iobuf_reserve(w, &c->io.in, whole)) {
+                px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
+                return;
+            }
+            break;
+        }
+        px_span_t body = {p + PX_MSG_HDR_LEN, hdr.body_len};
+
+        if (c->state == PX_CLIENT_AUTH) {
+            in->rpos += whole;
+            handle_auth_msg(c, &hdr, body);
+            continue;
+        }
+        if (hdr.type == 'X') {
+            in->rpos = in->wpos;
+            if (px_sender_flush(&to_server) != 0) {
+                /* the server is broken; the client is leaving anyway */
+            }
+            px_client_close(c, PX_CLOSE_CLIENT_TERMINATE);
+            return;
+        }
+
+        if (!s) {
+            /* the first message of a transaction: get a server connection */
+            px_client_set_state(c, PX_CLIENT_WAITING);
+            c->wait_start = px_now(w);
+            if (!px_pool_checkout(c->pool, c))
+                break; /* waiting; px_client_on_server continues */
+            return;    /* px_client_on_server already processed the rest */
+        }
+        if (px_io_blocked(&s->io) || px_fifo_full(&s->fifo)) {
+            c->io.paused = true;
+            break;
+        }
+
+        switch (hdr.type) {
+        case 'Q': {
+            px_span_t sql;
+            if (!px_codec_parse_query(body, &sql)) {
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Query message");
+                return;
+            }
+            PX_STAT_INC(w, queries);
+            if (cfg->pool_mode == PX_POOL_MODE_TRANSACTION && !c->pinned) {
+                const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
+                if (why)
+                    pin(c, why);
+            }
+            px_fifo_push(&s->fifo, PX_REQ_FORWARD);
+            break;
+        }
+        case 'P': {
+            px_span_t stmt, sql;
+            int nparams;
+            if (!px_codec_parse_parse(body, &stmt, &sql, &nparams)) {
+                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Parse message");
+                return;
+            }
+            if (cfg->pool_mode == PX_POOL_MODE_TRANSACTION && !c->pinned) {
+                if (stmt.n > 0)
+                    pin(c, "named prepared statement");
+                else {
+                    const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
+                    if (why)
+                        pin(c, why);
+                }
+            }
+            c->unsynced = true;
+            break;
+        }
+        case 'S':
+            px_fifo_push(&s->fifo, PX_REQ_FORWARD);
+            c->unsynced = false;
+            break;
+        case 'F':
+            PX_STAT_INC(w, queries);
+            px_fifo_push(&s->fifo, PX_REQ_FORWARD);
+            break;
+        case 'E':
+            PX_STAT_INC(w, queries);
+            c->unsynced = true;
+            break;
+        case 'B': case 'D': case 'C': case 'H':
+            c->unsynced = true;
+            break;
+        default: /* CopyData, CopyDone, CopyFail */
+            break;
+        }
+        /* forward the header and whatever part of the body is here */
+        uint32_t n = avail < whole ? (uint32_t)avail : whole;
+        if (!px_sender_span(&to_server, p, n))
+            goto server_broken;
+        in->rpos += n;
+        c->io.pass_left = whole - n;
+        forwarded += n;
+    }
+
+    if (c->state == PX_CLIENT_CLOSING)
+        return;
+    if (s && to_server.n > 0) {
+        if (px_sender_flush(&to_server) != 0)
+            goto server_broken;
+        PX_STAT_ADD(w, bytes_client_to_server, forwarded);
+        if (px_io_blocked(&s->io))
+            c->io.paused = true;
+    }
+    if (c->io.in) {
+        if (c->io.in->rpos == c->io.in->wpos)
+            px_io_release_in(&c->io);
+        else if (c->io.in->wpos == c->io.in->cap)
+            px_iobuf_compact(c->io.in);
+    }
+    if (c->io.paused)
+        px_io_stop_read(&c->io);
+    else if (px_io_start_read(&c->io) != 0)
+        px_client_close(c, PX_CLOSE_CLIENT_READ_ERROR);
+    return;
+
+server_broken:
+    px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "server connection lost");
+}
+
+/* ---- cancel and timeouts ----------------------------------------------------- */
+
+void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key)
+{
+    px_client_t *c = px_worker_slot_get(w, pid);
+    if (!c || c->cancel_key != key || c->state == PX_CLIENT_CLOSING)
+        return;
+    /* only a running request is cancelled; an idle session has nothing to stop */
+    if (c->server && c->server->fifo.count > 0) {
+        PX_STAT_INC(w, cancels_forwarded);
+        px_server_send_cancel(c->server);
+    }
+}
+
+void px_client_check_timeouts(px_worker_t *w, uint64_t now)
+{
+    px_list_t *it = w->login_clients.next;
+    while (it != &w->login_clients) {
+        px_client_t *c = px_container_of(it, px_client_t, link);
+        it = it->next;
+        if (c->deadline && now >= c->deadline) {
+            PX_STAT_INC(w, login_failures);
+            px_client_fail(c, PX_CLOSE_LOGIN_TIMEOUT, "08P01", "login timeout: startup and authentication not completed in time");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+/*
+ * Workers: one thread and one libuv loop each, all accepting on the same
+ * port (SO_REUSEPORT), so the kernel spreads clients across cores. A session
+ * lives on exactly one loop for its whole life. Other threads reach a worker
+ * only through its inbox (a small mutex-guarded queue) and its uv_async_t:
+ * cancel requests routed by the proxy-issued backend pid, stop and reload.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "px.h"
+
+#define PX_SLOT_BITS 24
+#define PX_SLOT_MASK ((1u << PX_SLOT_BITS) - 1)
+
+px_config_t *px_worker_cfg(px_worker_t *w)
+{
+    return w->cfg;
+}
+
+/* ---- client slots: proxy-issued backend pids ---------------------------- */
+
+uint32_t px_worker_slot_alloc(px_worker_t *w, px_client_t *c)
+{
+    uint32_t slot;
+    if (w->free_slot) {
+        slot = w->free_slot;
+        w->free_slot = (uint32_t)((uintptr_t)w->slots[slot] >> 1);
+    } else {
+        if (w->n_slots + 1 >= PX_SLOT_MASK)
+            return 0;
+        if (w->n_slots + 1 >= w->slots_cap) {
+            uint32_t cap = w->slots_cap < 64 ? 64 : w->slots_cap * 2;
+            px_client_t **ns = realloc(w->slots, sizeof(*ns) * cap);
+            if (!ns)
+                return 0;
+            w->slots = ns;
+            w->slots_cap = cap;
+        }
+        slot = ++w->n_slots; /* slot 0 is never used: pid 0 is invalid */
+    }
+    w->slots[slot] = c;
+    return ((uint32_t)w->index << PX_SLOT_BITS) | slot;
+}
+
+void px_worker_slot_free(px_worker_t *w, uint32_t id)
+{
+    uint32_t slot = id & PX_SLOT_MASK;
+    if (slot == 0 || slot > w->n_slots)
+        return;
+    /* tag free entries with the low bit so lookups can tell them apart */
+    w->slots[slot] = (px_client_t *)(uintptr_t)(((uintptr_t)w->free_slot << 1) | 1u);
+    w->free_slot = slot;
+}
+
+px_client_t *px_worker_slot_get(px_worker_t *w, uint32_t id)
+{
+    uint32_t slot = id & PX_SLOT_MASK;
+    if ((id >> PX_SLOT_BITS) != (uint32_t)w->index || slot == 0 || slot > w->n_slots)
+        return NULL;
+    uintptr_t v = (uintptr_t)w->slots[slot];
+    if (v & 1u)
+        return NULL;
+    return (px_client_t *)v;
+}
+
+/* ---- write requests ------------------------------------------------------------ */
+
+uv_write_t *px_worker_wreq_get(px_worker_t *w)
+{
+    uv_write_t *r = w->free_wreqs;
+    if (r) {
+        w->free_wreqs = r->data;
+        return r;
+    }
+    return malloc(sizeof(*r));
+}
+
+void px_worker_wreq_put(px_worker_t *w, uv_write_t *r)
+{
+    r->data = w->free_wreqs;
+    w->free_wreqs = r;
+}
+
+/* ---- loop callbacks ----------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    px_worker_t *w = listener->data;
+    if (status < 0) {
+        px_log_warn(NULL, "accept failed on worker %d: %s", w->index, uv_strerror(status));
+        return;
+    }
+    if (w->stopping)
+        return;
+    px_client_accept(w, listener);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    px_worker_t *w = t->data;
+    uint64_t now = px_now(w);
+    px_client_check_timeouts(w, now);
+    for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
+        px_pool_tick(p, now);
+    px_iobuf_trim_pool(w, 64);
+}
+
+static void stop_worker(px_worker_t *w);
+
+static void wakeup_cb(uv_async_t *a)
+{
+    px_worker_t *w = a->data;
+    px_cancel_msg_t cancels[PX_CANCEL_QUEUE];
+    pthread_mutex_lock(&w->inbox_lock);
+    int n = w->n_cancels;
+    memcpy(cancels, w->cancels, sizeof(cancels[0]) * (size_t)n);
+    w->n_cancels = 0;
+    bool stop = w->stop_requested;
+    bool reload = w->reload_requested;
+    w->reload_requested = false;
+    pthread_mutex_unlock(&w->inbox_lock);
+    for (int i = 0; i < n; i++)
+        px_worker_cancel(w, cancels[i].pid, cancels[i].key);
+    if (reload) {
+        pthread_mutex_lock(&w->shared->lock);
+        px_config_t *cfg = px_config_ref(w->shared->cfg);
+        pthread_mutex_unlock(&w->shared->lock);
+        px_config_t *old = w->cfg;
+        w->cfg = cfg;
+        px_config_unref(old);
+    }
+    if (stop && !w->stopping)
+        stop_worker(w);
+}
+
+void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key)
+{
+    int idx = (int)(pid >> PX_SLOT_BITS);
+    if (idx < 0 || idx >= sh->n_workers)
+        return;
+    px_worker_t *w = &sh->workers[idx];
+    pthread_mutex_lock(&w->inbox_lock);
+    if (w->n_cancels < PX_CANCEL_QUEUE) {
+        w->cancels[w->n_cancels].pid = pid;
+        w->cancels[w->n_cancels].key = key;
+        w->n_cancels++;
+    }
+    pthread_mutex_unlock(&w->inbox_lock);
+    uv_async_send(&w->wakeup);
+}
+
+static void walk_close_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (uv_is_closing(h))
+        return;
+    void *data = h->data;
+    if (h->type == UV_TCP && data) {
+        px_io_t *io = data;
+        if (io->kind == PX_IO_CLIENT && !io->closing) {
+            px_client_fail((px_client_t *)io, PX_CLOSE_SHUTDOWN, "57P01",
+                           "terminating connection because the proxy is shutting down");
+            return;
+        }
+        if (io->kind == PX_IO_SERVER && !io->closing) {
+            px_server_close((px_server_t *)io, "shutting down");
+            return;
+        }
+    }
+}
+
+static void stop_worker(px_worker_t *w)
+{
+    w->stopping = true;
+    if (w->listening)
+        uv_close((uv_handle_t *)&w->listener, NULL);
+    w->listening = false;
+    uv_timer_stop(&w->tick);
+    uv_close((uv_handle_t *)&w->tick, NULL);
+    uv_close((uv_handle_t *)&w->wakeup, NULL);
+    /* client and server sockets carry their session in data; cancel
+     * connections do not (their data is a px_cancel_conn_t, kind unknown) */
+    uv_walk(&w->loop, walk_close_cb, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    px_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* close whatever is left (cancel connections in flight) */
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w->loop) != 0)
+        px_log_warn(NULL, "worker %d: loop closed with handles still open", w->index);
+    return NULL;
+}
+
+/* A listening socket of our own, so every worker can bind the same port. */
+static int make_listener(const px_hostport_t *hp)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    const char *host = hp->host[0] ? hp->host : "0.0.0.0";
+    if (uv_ip4_addr(host, hp->port, a4) == 0) {
+        len = sizeof(*a4);
+    } else if (uv_ip6_addr(host, hp->port, a6) == 0) {
+        len = sizeof(*a6);
+    } else {
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+int px_worker_start(px_worker_t *w)
+{
+    int rc = uv_loop_init(&w->loop);
+    if (rc != 0)
+        return rc;
+    px_list_init(&w->login_clients);
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    int fd = make_listener(&w->cfg->proxy_listen);
+    if (fd < 0) {
+        px_log_error(NULL, "cannot listen on %s:%u: %s", w->cfg->proxy_listen.host,
+                     w->cfg->proxy_listen.port, strerror(-fd));
+        return fd;
+    }
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = NULL; /* not a session: walk_close_cb skips it */
+    if ((rc = uv_tcp_open(&w->listener, fd)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection)) != 0) {
+        px_log_error(NULL, "cannot listen: %s", uv_strerror(rc));
+        return rc;
+    }
+    w->listener.data = w;
+    w->listening = true;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = NULL;
+    uv_timer_start(&w->tick, tick_cb, PX_TICK_MS, PX_TICK_MS);
+    uv_async_init(&w->loop, &w->wakeup, wakeup_cb);
+    w->wakeup.data = w;
+    w->tick.data = w;
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return rc == 0 ? 0 : -rc;
+}
+
+/* ---- shared state ------------------------------------------------------------- */
+
+bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&sh->lock);
+    if (sh->authfile) {
+        const px_secret_t *s = px_authfile_lookup(sh->authfile, user);
+        if (s && s->kind != PX_SECRET_NONE) {
+            *out = *s;
+            found = true;
+        } else if (s) {
+            memset(out, 0, sizeof(*out));
+            out->kind = PX_SECRET_NONE;
+            found = true;
+        }
+    } else if (sh->cfg->postgres_user && strcmp(sh->cfg->postgres_user, user) == 0) {
+        if (sh->cfg->postgres_password && sh->cfg->postgres_password[0]) {
+            found = px_secret_parse(sh->cfg->postgres_password, out);
+        } else {
+            memset(out, 0, sizeof(*out));
+            out->kind = PX_SECRET_NONE;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return found;
+}
+
+px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user)
+{
+    size_t dl = strlen(database), ul = strlen(user);
+    pthread_mutex_lock(&sh->lock);
+    px_pool_budget_t *b;
+    for (b = sh->budgets; b; b = b->next)
+        if (strcmp(b->key, database) == 0 && strcmp(b->key + dl + 1, user) == 0)
+            break;
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (b) {
+            b->key = malloc(dl + ul + 2);
+            if (!b->key) {
+                free(b);
+                b = NULL;
+            } else {
+                memcpy(b->key, database, dl + 1);
+                memcpy(b->key + dl + 1, user, ul + 1);
+                b->next = sh->budgets;
+                sh->budgets = b;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return b;
+}

@@ -1,0 +1,472 @@
+#!/usr/bin/env bash
+# The throwaway test stack: PostgreSQL 15 primary + 2 streaming replicas + Redis,
+# all on 127.0.0.1, all living in one directory.
+#
+#   scripts/stack.sh start|stop|status
+#
+# Environment:
+#   PX_PORT_BASE     [55430]  primary=BASE, replica1=BASE+1, replica2=BASE+2, redis=BASE+3,
+#                             pgbouncer=BASE+4, proxy=BASE+5, proxy admin=BASE+6 (reserved)
+#   PX_STACK_DIR     [<repo>/.stack]  removed by `stop`; holds env.sh, logs, data, sockets
+#   PX_PGBIN         [/usr/lib/postgresql/15/bin]
+#   PX_STACK_TIMEOUT [90]     seconds to wait for each component to become ready
+#   PX_STACK_QUIET   [0]      1: print only warnings and errors
+#   PX_STACK_KEEP_ON_FAIL [0] 1: a failed `start` leaves its processes and logs for inspection
+#
+# Several stacks with different PX_PORT_BASE/PX_STACK_DIR run side by side: this script
+# only ever touches processes whose PID it recorded in its own directory (and checks that
+# the PID still is that process: same executable name, working directory inside the stack)
+# and never stops anything by name.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+PX_PORT_BASE="${PX_PORT_BASE:-55430}"
+PX_STACK_DIR="$(realpath -m "${PX_STACK_DIR:-$ROOT/.stack}")"
+PX_PGBIN="${PX_PGBIN:-/usr/lib/postgresql/15/bin}"
+TIMEOUT="${PX_STACK_TIMEOUT:-90}"
+
+if ! [[ "$PX_PORT_BASE" =~ ^[0-9]+$ ]] || ((PX_PORT_BASE < 1024 || PX_PORT_BASE > 65529)); then
+    echo "stack: PX_PORT_BASE must be an integer in 1024..65529 (got '$PX_PORT_BASE')" >&2
+    exit 2
+fi
+case "$PX_STACK_DIR" in
+/ | /root | /home | /tmp | /work | "$ROOT" | "$HOME")
+    echo "stack: refusing to use '$PX_STACK_DIR' as a throwaway stack dir" >&2
+    exit 2
+    ;;
+esac
+
+D="$PX_STACK_DIR"
+MARKER="$D/.fastnext-stack"
+PIDDIR="$D/pids"
+
+# stop/status act on the stack that is in $D, with the ports it was started with.
+if [[ "${1:-}" != start && -f "$D/port_base" ]]; then
+    PX_PORT_BASE="$(cat "$D/port_base")"
+fi
+
+set_ports() {
+    PG_PORT=$PX_PORT_BASE
+    REPLICA1_PORT=$((PX_PORT_BASE + 1))
+    REPLICA2_PORT=$((PX_PORT_BASE + 2))
+    REDIS_PORT=$((PX_PORT_BASE + 3))
+    PGBOUNCER_PORT=$((PX_PORT_BASE + 4))
+    PROXY_PORT=$((PX_PORT_BASE + 5))
+    ADMIN_PORT=$((PX_PORT_BASE + 6))
+}
+set_ports
+
+# Our own psql connections must not pick up a caller's libpq settings.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE \
+    PGOPTIONS PGSSLMODE PGTARGETSESSIONATTRS PGREQUIRESSL || true
+export PGCONNECT_TIMEOUT=5
+
+log() {
+    if [[ "${PX_STACK_QUIET:-0}" != 1 ]]; then
+        echo "stack[$PX_PORT_BASE]: $*"
+    fi
+}
+warn() { echo "stack[$PX_PORT_BASE]: $*" >&2; }
+
+raise_nofile() {
+    local hard want=65536
+    hard="$(ulimit -Hn)"
+    if [[ "$hard" == unlimited ]] || ((hard >= want)); then
+        ulimit -n "$want"
+    else
+        ulimit -n "$hard"
+    fi
+}
+
+# Run a command as the postgres user (PostgreSQL refuses to run as root). setpriv keeps
+# the raised open-files limit, runuser/su would reset it.
+as_pg() {
+    if [[ "$(id -u)" -eq 0 ]]; then
+        setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# Where PostgreSQL keeps its data dirs, sockets and logs: the stack dir itself, unless the
+# postgres user cannot reach it or the socket path would be too long (108 bytes), in which
+# case a private dir under /tmp, recorded in $D/pgroot and removed by `stop`.
+pg_root() {
+    if [[ -f "$D/pgroot" ]]; then
+        cat "$D/pgroot"
+    else
+        echo "$D"
+    fi
+}
+
+psql_at() { # port db sql...
+    local port="$1" db="$2"
+    shift 2
+    "$PX_PGBIN/psql" -X -h 127.0.0.1 -p "$port" -U postgres -d "$db" -v ON_ERROR_STOP=1 \
+        -Atq "$@"
+}
+
+port_in_use() {
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# is_ours PID COMM DIR: PID is alive, is COMM, and its working directory is DIR (postgres
+# chdirs into its data dir, redis into --dir), possibly already deleted.
+is_ours() {
+    local pid="$1" comm="$2" dir="$3" c cwd
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    c="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
+    [[ "$c" == "$comm" ]] || return 1
+    cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || return 1
+    cwd="${cwd% (deleted)}"
+    [[ "$cwd" == "$dir" ]]
+}
+
+wait_gone() { # pid seconds
+    local pid="$1" i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [[ -d "/proc/$pid" ]] || return 0
+        # A zombie of ours would linger forever; it is gone as far as we care.
+        [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" == Z ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+stop_pg() { # name
+    local name="$1" root dir pid=""
+    root="$(pg_root)"
+    dir="$root/$name"
+    if [[ -f "$dir/postmaster.pid" ]]; then
+        pid="$(head -n1 "$dir/postmaster.pid")"
+    elif [[ -f "$PIDDIR/$name" ]]; then
+        pid="$(cat "$PIDDIR/$name")"
+    fi
+    [[ -n "$pid" ]] || return 0
+    if ! is_ours "$pid" postgres "$dir"; then
+        return 0
+    fi
+    log "stopping $name (pid $pid)"
+    if [[ -f "$dir/postmaster.pid" ]]; then
+        as_pg "$PX_PGBIN/pg_ctl" -D "$dir" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    else
+        kill -QUIT "$pid" 2>/dev/null || true
+    fi
+    if ! wait_gone "$pid" 15; then
+        warn "$name (pid $pid) did not stop, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || warn "$name (pid $pid) still alive"
+    fi
+}
+
+stop_redis() {
+    local pid=""
+    if [[ -f "$D/redis.pid" ]]; then
+        pid="$(cat "$D/redis.pid")"
+    elif [[ -f "$PIDDIR/redis" ]]; then
+        pid="$(cat "$PIDDIR/redis")"
+    fi
+    [[ -n "$pid" ]] || return 0
+    is_ours "$pid" redis-server "$D" || return 0
+    log "stopping redis (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" 10; then
+        warn "redis (pid $pid) did not stop, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || warn "redis (pid $pid) still alive"
+    fi
+}
+
+do_stop() {
+    [[ -e "$D" ]] || return 0
+    if [[ ! -f "$MARKER" ]]; then
+        warn "'$D' is not a stack dir (no $MARKER); not touching it"
+        return 1
+    fi
+    local root
+    root="$(pg_root)"
+    stop_pg replica2
+    stop_pg replica1
+    stop_pg primary
+    stop_redis
+    if [[ "$root" != "$D" && "$root" == /tmp/fnx-stack.* ]]; then
+        rm -rf "$root"
+    fi
+    rm -rf "$D"
+}
+
+print_logs() {
+    local root f
+    root="$(pg_root)"
+    for f in "$root"/*.log "$D"/*.log; do
+        [[ -f "$f" ]] || continue
+        echo "----- tail of $f -----" >&2
+        tail -n 25 "$f" >&2 || true
+    done
+}
+
+# wait_for DESCRIPTION CMD...: poll CMD until it succeeds or TIMEOUT passes.
+wait_for() {
+    local what="$1" deadline
+    shift
+    deadline=$((SECONDS + TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            warn "timed out after ${TIMEOUT}s waiting for $what"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+pg_start() { # root name
+    local root="$1" name="$2"
+    if ! as_pg "$PX_PGBIN/pg_ctl" -D "$root/$name" -l "$root/$name.log" -w -t "$TIMEOUT" \
+        start </dev/null >>"$root/pg_ctl.log" 2>&1; then
+        warn "$name failed to start (see $root/$name.log)"
+        return 1
+    fi
+    head -n1 "$root/$name/postmaster.pid" >"$PIDDIR/$name"
+}
+
+replica_ready() { # port lsn
+    [[ "$(psql_at "$1" postgres -c "SELECT pg_is_in_recovery()
+            AND pg_last_wal_replay_lsn() >= '$2'::pg_lsn
+            AND (SELECT count(*) FROM pg_roles
+                 WHERE rolname IN ('fnx','fnx_md5','fnx_plain','fnx_trust')) = 4")" == t ]]
+}
+
+streaming_count_is() { # n
+    [[ "$(psql_at "$PG_PORT" postgres -c \
+        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" == "$1" ]]
+}
+
+redis_ready() {
+    [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
+}
+
+on_start_exit() {
+    local rc=$?
+    if ((rc != 0)); then
+        warn "start failed (exit $rc)"
+        print_logs
+        if [[ "${PX_STACK_KEEP_ON_FAIL:-0}" == 1 ]]; then
+            warn "PX_STACK_KEEP_ON_FAIL=1: leaving $D for inspection (run: $0 stop)"
+        else
+            do_stop || true
+        fi
+    fi
+    exit "$rc"
+}
+
+do_start() {
+    local t0=$SECONDS root sock p i lsn
+    raise_nofile
+    [[ -x "$PX_PGBIN/postgres" ]] || {
+        warn "no PostgreSQL at $PX_PGBIN (run scripts/deps.sh)"
+        exit 1
+    }
+    command -v redis-server >/dev/null || {
+        warn "redis-server not found (run scripts/deps.sh)"
+        exit 1
+    }
+
+    if [[ -e "$D" ]]; then
+        if [[ -f "$MARKER" ]]; then
+            log "cleaning up a previous stack in $D"
+            do_stop
+        elif [[ -d "$D" && -z "$(ls -A "$D")" ]]; then
+            rmdir "$D"
+        else
+            warn "'$D' exists and is not a stack dir; refusing to use it"
+            exit 1
+        fi
+    fi
+
+    for p in "$PG_PORT" "$REPLICA1_PORT" "$REPLICA2_PORT" "$REDIS_PORT"; do
+        if port_in_use "$p"; then
+            warn "port $p on 127.0.0.1 is already in use; pick another PX_PORT_BASE"
+            exit 1
+        fi
+    done
+
+    mkdir -p "$D" "$PIDDIR"
+    touch "$MARKER"
+    echo "$PX_PORT_BASE" >"$D/port_base"
+    trap on_start_exit EXIT
+    if [[ "$(id -u)" -eq 0 ]]; then
+        chown postgres:postgres "$D"
+    fi
+    chmod 0755 "$D"
+
+    root="$D"
+    sock="$D/.s.PGSQL.$PG_PORT"
+    if ! as_pg test -w "$D" -a -x "$D" || ((${#sock} > 100)); then
+        root="$(mktemp -d /tmp/fnx-stack.XXXXXX)"
+        echo "$root" >"$D/pgroot"
+        if [[ "$(id -u)" -eq 0 ]]; then
+            chown postgres:postgres "$root"
+        fi
+        log "postgres cannot use $D directly (access or socket path length); using $root"
+    fi
+
+    log "initdb primary"
+    if ! as_pg "$PX_PGBIN/initdb" -D "$root/primary" -U postgres -A trust -E UTF8 \
+        --locale=C --no-sync --no-instructions >"$root/initdb.log" 2>&1; then
+        warn "initdb failed"
+        cat "$root/initdb.log" >&2
+        exit 1
+    fi
+    as_pg tee -a "$root/primary/postgresql.conf" >/dev/null <<EOF
+
+# ---- fastnext-proxy test stack ----
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$root'
+max_connections = 400
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+hot_standby = on
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 128MB
+shared_preload_libraries = 'pg_stat_statements'
+logging_collector = off
+log_line_prefix = '%m [%p] %q%u@%d '
+log_timezone = 'UTC'
+EOF
+    as_pg tee "$root/primary/pg_hba.conf" >/dev/null <<EOF
+# fastnext-proxy test stack
+local   all          all                       trust
+host    replication  postgres   127.0.0.1/32   trust
+host    all          fnx_trust  127.0.0.1/32   trust
+host    all          fnx_md5    127.0.0.1/32   md5
+host    all          fnx_plain  127.0.0.1/32   password
+host    all          postgres   127.0.0.1/32   trust
+host    all          all        127.0.0.1/32   scram-sha-256
+EOF
+
+    log "starting primary on 127.0.0.1:$PG_PORT"
+    pg_start "$root" primary
+    wait_for "primary on port $PG_PORT" psql_at "$PG_PORT" postgres -c "SELECT 1"
+
+    log "creating roles and database fnx"
+    psql_at "$PG_PORT" postgres >/dev/null <<'SQL'
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE fnx LOGIN PASSWORD 'fnx_pass';
+SET password_encryption = 'md5';
+CREATE ROLE fnx_md5 LOGIN PASSWORD 'md5_pass';
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE fnx_plain LOGIN PASSWORD 'plain_pass';
+CREATE ROLE fnx_trust LOGIN;
+CREATE DATABASE fnx OWNER fnx;
+GRANT ALL ON DATABASE fnx TO fnx, fnx_md5, fnx_plain, fnx_trust;
+\connect fnx
+GRANT ALL ON SCHEMA public TO fnx, fnx_md5, fnx_plain, fnx_trust;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SQL
+
+    for i in 1 2; do
+        p=$((PG_PORT + i))
+        log "pg_basebackup replica$i (slot replica$i)"
+        if ! as_pg "$PX_PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+            -D "$root/replica$i" -R -C -S "replica$i" -X stream -c fast -N \
+            >"$root/basebackup$i.log" 2>&1; then
+            warn "pg_basebackup for replica$i failed"
+            cat "$root/basebackup$i.log" >&2
+            exit 1
+        fi
+        as_pg tee -a "$root/replica$i/postgresql.conf" >/dev/null <<EOF
+
+# ---- replica$i ----
+port = $p
+hot_standby = on
+EOF
+        log "starting replica$i on 127.0.0.1:$p"
+        pg_start "$root" "replica$i"
+    done
+
+    log "starting redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
+        --save '' --appendonly no --dir "$D" --daemonize yes \
+        --pidfile "$D/redis.pid" --logfile "$D/redis.log" --loglevel notice \
+        </dev/null >/dev/null 2>&1
+    wait_for "redis on port $REDIS_PORT" redis_ready
+    cp "$D/redis.pid" "$PIDDIR/redis"
+
+    # A WAL-logged change made after both replicas are up: seeing it replayed proves that
+    # streaming works, not just that the base backup was taken after the roles existed.
+    psql_at "$PG_PORT" postgres -c "COMMENT ON DATABASE fnx IS 'fastnext-proxy test stack'"
+    lsn="$(psql_at "$PG_PORT" postgres -c "SELECT pg_current_wal_lsn()")"
+    for i in 1 2; do
+        wait_for "replica$i (port $((PG_PORT + i))) to be in recovery and replay $lsn" \
+            replica_ready "$((PG_PORT + i))" "$lsn"
+    done
+    wait_for "2 streaming replicas in pg_stat_replication" streaming_count_is 2
+
+    {
+        echo "# fastnext-proxy test stack (generated by scripts/stack.sh start)"
+        printf 'export PX_STACK_DIR=%q\n' "$D"
+        printf 'export PX_PORT_BASE=%q\n' "$PX_PORT_BASE"
+        printf 'export PX_PGBIN=%q\n' "$PX_PGBIN"
+        printf 'export PX_PG_HOST=%q\n' 127.0.0.1
+        printf 'export PX_PG_PORT=%q\n' "$PG_PORT"
+        printf 'export PX_PG_REPLICA1_PORT=%q\n' "$REPLICA1_PORT"
+        printf 'export PX_PG_REPLICA2_PORT=%q\n' "$REPLICA2_PORT"
+        printf 'export PX_REDIS_PORT=%q\n' "$REDIS_PORT"
+        printf 'export PX_PGBOUNCER_PORT=%q\n' "$PGBOUNCER_PORT"
+        printf 'export PX_PROXY_PORT=%q\n' "$PROXY_PORT"
+        printf 'export PX_ADMIN_PORT=%q\n' "$ADMIN_PORT"
+        printf 'export PX_PG_SOCKET_DIR=%q\n' "$root"
+    } >"$D/env.sh"
+
+    trap - EXIT
+    log "ready in $((SECONDS - t0))s: primary :$PG_PORT, replicas :$REPLICA1_PORT :$REPLICA2_PORT," \
+        "redis :$REDIS_PORT; env in $D/env.sh"
+}
+
+do_status() {
+    local root ok=0 name port pid
+    if [[ ! -f "$MARKER" ]]; then
+        echo "no stack in $D"
+        return 1
+    fi
+    root="$(pg_root)"
+    for name in primary replica1 replica2; do
+        case $name in
+        primary) port=$PG_PORT ;;
+        replica1) port=$REPLICA1_PORT ;;
+        replica2) port=$REPLICA2_PORT ;;
+        esac
+        pid="$(head -n1 "$root/$name/postmaster.pid" 2>/dev/null || true)"
+        if is_ours "$pid" postgres "$root/$name" &&
+            "$PX_PGBIN/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+            printf '%-9s up    pid %-8s 127.0.0.1:%s recovery=%s\n' "$name" "$pid" "$port" \
+                "$(psql_at "$port" postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null || echo '?')"
+        else
+            printf '%-9s DOWN  127.0.0.1:%s\n' "$name" "$port"
+            ok=1
+        fi
+    done
+    pid="$(cat "$D/redis.pid" 2>/dev/null || true)"
+    if is_ours "$pid" redis-server "$D" && redis_ready; then
+        printf '%-9s up    pid %-8s 127.0.0.1:%s\n' redis "$pid" "$REDIS_PORT"
+    else
+        printf '%-9s DOWN  127.0.0.1:%s\n' redis "$REDIS_PORT"
+        ok=1
+    fi
+    return $ok
+}
+
+case "${1:-}" in
+start) do_start ;;
+stop) do_stop ;;
+status) do_status ;;
+*)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
