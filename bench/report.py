@@ -93,6 +93,16 @@ def main():
         lines.append("| " + " | ".join(row) + " |")
         plot_rows.append((f"{mode}/{clients}", [tps[t][1] for t in present]))
 
+    notes = {}
+    for r in rows:
+        if r["status"] != "ok":
+            notes.setdefault((r["target"], r.get("error") or "pgbench failed"), []).append(
+                f"{r['section']} {r['mode']}/{r['clients']}")
+    if notes:
+        lines += ["", "Failures:"]
+        for (target, err), where in notes.items():
+            lines.append(f"- {target}: {err} ({', '.join(where)})")
+
     rtt = [k for k in order if k[0] == "rtt"]
     if rtt:
         lines += ["", "### Single-client round trip: pgbench -S -c 1 -j 1, median latency", "",

@@ -86,12 +86,12 @@ pid_of() {
     echo "# host: $(nproc) cpus, $(uname -r); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# pgbouncer: $("$PGBOUNCER_BIN" --version | head -n1); proxy: $PROXY_BIN (WORKERS=${BENCH_WORKERS:-2})"
 } >"$OUT/meta.txt"
-echo "section,mode,clients,run,target,status,tps,latency_ms,transactions,failed,cpu_s,cpu_us_per_stmt" >"$CSV"
+echo "section,mode,clients,run,target,status,tps,latency_ms,transactions,failed,cpu_s,cpu_us_per_stmt,error" >"$CSV"
 
 # run_one SECTION MODE CLIENTS JOBS RUN TARGET SECONDS: one pgbench, one CSV row.
 run_one() {
     local section="$1" mode="$2" clients="$3" jobs="$4" run="$5" target="$6" secs="$7"
-    local port pid t0 t1 rc=0 logf status tps lat txns failed cpu_s cpu_us
+    local port pid t0 t1 rc=0 logf status tps lat txns failed cpu_s cpu_us err
     port="$(port_of "$target")"
     pid="$(pid_of "$target")"
     logf="$OUT/logs/$section-$mode-c$clients-r$run-$target.log"
@@ -117,11 +117,17 @@ run_one() {
                 'BEGIN{printf "%.1f", (b-a)/hz*1e6/n}')"
         fi
     fi
-    echo "$section,$mode,$clients,$run,$target,$status,${tps:-},${lat:-},${txns:-},${failed:-},$cpu_s,$cpu_us" >>"$CSV"
+    err=""
+    if [[ $status != ok ]]; then
+        err="$(grep -m1 -E 'ERROR|FATAL|aborted|error' "$logf" || tail -n1 "$logf" || true)"
+        [[ $rc -eq 124 || $rc -eq 137 ]] && err="timed out; $err"
+        err="$(tr -d ',"\r\n' <<<"$err" | cut -c1-200)"
+    fi
+    echo "$section,$mode,$clients,$run,$target,$status,${tps:-},${lat:-},${txns:-},${failed:-},$cpu_s,$cpu_us,$err" >>"$CSV"
     if [[ $status == ok ]]; then
         log "$section $mode c=$clients run $run $target: tps ${tps} lat ${lat} ms cpu ${cpu_us:--} us/stmt"
     else
-        log "$section $mode c=$clients run $run $target: FAILS (rc $rc): $(grep -m1 -E 'ERROR|FATAL|aborted|error' "$logf" || tail -n1 "$logf")"
+        log "$section $mode c=$clients run $run $target: FAILS (rc $rc): $err"
     fi
     [[ $status == ok ]]
 }

@@ -20,10 +20,10 @@
 #define PX_AUTH_SECRET_MAX 512
 
 typedef enum px_secret_kind {
-    PX_SECRET_NONE = 0,  /* user unknown or no secret */
-    PX_SECRET_PLAIN,     /* a plaintext password */
-    PX_SECRET_MD5,       /* "md5" + 32 hex digits: md5(password || user) */
-    PX_SECRET_SCRAM,     /* SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey> */
+    PX_SECRET_NONE = 0, /* user unknown or no secret */
+    PX_SECRET_PLAIN,    /* a plaintext password */
+    PX_SECRET_MD5,      /* "md5" + 32 hex digits: md5(password || user) */
+    PX_SECRET_SCRAM,    /* SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey> */
 } px_secret_kind_t;
 
 /** One user's secret, parsed. */
@@ -94,7 +94,7 @@ typedef struct px_scram_server {
     px_secret_t secret; /* the user's verifier (derived from a plain secret if needed) */
     char client_first_bare[512];
     char server_first[512];
-    char nonce[128]; /* client nonce + server nonce */
+    char nonce[128];                      /* client nonce + server nonce */
     uint8_t client_key[PX_SCRAM_KEY_LEN]; /* recovered from the client's proof */
     bool have_client_key;
     char cbind_flag; /* gs2 flag of client-first ('n' or 'y'); c= must repeat it */
@@ -123,8 +123,8 @@ bool px_scram_server_init_mock(px_scram_server_t *st, const char *user) PX_AUTH_
  * the message is ignored, as PostgreSQL ignores it. Too small an @p out is
  * PX_SCRAM_FAIL_PROTOCOL.
  */
-px_scram_result_t px_scram_server_first(px_scram_server_t *st, const char *client_first,
-                                        size_t len, char *out, size_t outlen) PX_AUTH_MUSTCHECK;
+px_scram_result_t px_scram_server_first(px_scram_server_t *st, const char *client_first, size_t len,
+                                        char *out, size_t outlen) PX_AUTH_MUSTCHECK;
 /**
  * Handle SASLResponse data (client-final-message). On PX_SCRAM_OK writes the
  * server-final-message ("v=...") to @p out and fills st->client_key. A wrong
@@ -132,8 +132,8 @@ px_scram_result_t px_scram_server_first(px_scram_server_t *st, const char *clien
  * PX_SCRAM_FAIL_PROOF and writes nothing. The exchange is over after this
  * call whatever the result.
  */
-px_scram_result_t px_scram_server_final(px_scram_server_t *st, const char *client_final,
-                                        size_t len, char *out, size_t outlen) PX_AUTH_MUSTCHECK;
+px_scram_result_t px_scram_server_final(px_scram_server_t *st, const char *client_final, size_t len,
+                                        char *out, size_t outlen) PX_AUTH_MUSTCHECK;
 
 /* ---- SCRAM-SHA-256, client side (the proxy logs in to PostgreSQL) ------- */
 
@@ -148,19 +148,25 @@ typedef struct px_scram_client {
     char expected_server_signature[64]; /* base64, checked in px_scram_client_verify */
 } px_scram_client_t;
 
-/** Log in with a plaintext password (SASLprep'd as libpq does; at most PX_AUTH_SECRET_MAX - 1 bytes). */
+/**
+ * Log in with a plaintext password, SASLprep'd as libpq does (at most
+ * PX_AUTH_SECRET_MAX - 1 bytes; a longer one is cut and so fails).
+ */
 void px_scram_client_init_password(px_scram_client_t *st, const char *password);
 /** Log in with ClientKey and ServerKey (the server must hold the same verifier). */
 void px_scram_client_init_keys(px_scram_client_t *st, const uint8_t client_key[PX_SCRAM_KEY_LEN],
                                const uint8_t server_key[PX_SCRAM_KEY_LEN]);
-/** Writes the client-first-message ("n,,n=,r=<nonce>") to @p out; returns its length, 0 on failure. */
+/**
+ * Writes the client-first-message ("n,,n=,r=<nonce>") to @p out; returns its
+ * length, or 0 on failure (@p out too small, no randomness).
+ */
 size_t px_scram_client_first(px_scram_client_t *st, char *out, size_t outlen);
 /**
  * Given the server-first-message (AuthenticationSASLContinue data), writes the
  * client-final-message to @p out and sets *outlen_used.
  */
-px_scram_result_t px_scram_client_final(px_scram_client_t *st, const char *server_first,
-                                        size_t len, char *out, size_t outlen,
+px_scram_result_t px_scram_client_final(px_scram_client_t *st, const char *server_first, size_t len,
+                                        char *out, size_t outlen,
                                         size_t *outlen_used) PX_AUTH_MUSTCHECK;
 /**
  * Check the server-final-message (AuthenticationSASLFinal data): a wrong

@@ -89,10 +89,10 @@ typedef struct px_startup_param {
 
 typedef struct px_startup {
     px_startup_kind_t kind;
-    uint32_t code;           /* raw protocol/request code */
-    uint16_t proto_minor;    /* for PX_STARTUP_MESSAGE */
-    uint32_t cancel_pid;     /* for PX_STARTUP_CANCEL */
-    uint32_t cancel_key;     /* for PX_STARTUP_CANCEL */
+    uint32_t code;        /* raw protocol/request code */
+    uint16_t proto_minor; /* for PX_STARTUP_MESSAGE */
+    uint32_t cancel_pid;  /* for PX_STARTUP_CANCEL */
+    uint32_t cancel_key;  /* for PX_STARTUP_CANCEL */
     px_startup_param_t params[PX_STARTUP_MAX_PARAMS];
     int n_params;
     int user_idx; /* index into params of "user", -1 when absent */
@@ -136,12 +136,12 @@ bool px_reader_done(const px_reader_t *r);
 
 /** 'E' / 'N' fields. Unset fields are empty spans. */
 typedef struct px_error_fields {
-    px_span_t severity; /* 'S' (localized) */
+    px_span_t severity;    /* 'S' (localized) */
     px_span_t severity_nl; /* 'V' */
-    px_span_t sqlstate; /* 'C' */
-    px_span_t message;  /* 'M' */
-    px_span_t detail;   /* 'D' */
-    px_span_t hint;     /* 'H' */
+    px_span_t sqlstate;    /* 'C' */
+    px_span_t message;     /* 'M' */
+    px_span_t detail;      /* 'D' */
+    px_span_t hint;        /* 'H' */
 } px_error_fields_t;
 bool px_codec_parse_error(px_span_t body, px_error_fields_t *out) PX_CODEC_MUSTCHECK;
 

@@ -49,11 +49,11 @@ typedef struct px_config {
     int workers;                /* WORKERS [online cores], 1..64 */
 
     /* backends */
-    char *postgres_server;   /* POSTGRES_SERVER [127.0.0.1] */
-    uint16_t postgres_port;  /* POSTGRES_PORT [5432] */
-    char *postgres_db;       /* POSTGRES_DB [NULL: client's database] */
-    char *postgres_user;     /* POSTGRES_USER [NULL] */
-    char *postgres_password; /* POSTGRES_PASSWORD [NULL], secret */
+    char *postgres_server;                   /* POSTGRES_SERVER [127.0.0.1] */
+    uint16_t postgres_port;                  /* POSTGRES_PORT [5432] */
+    char *postgres_db;                       /* POSTGRES_DB [NULL: client's database] */
+    char *postgres_user;                     /* POSTGRES_USER [NULL] */
+    char *postgres_password;                 /* POSTGRES_PASSWORD [NULL], secret */
     px_hostport_t replicas[PX_MAX_REPLICAS]; /* POSTGRES_READ_REPLICAS host:port,... */
     int n_replicas;
 
@@ -69,16 +69,16 @@ typedef struct px_config {
     uint64_t cache_max_entry_size; /* CACHE_MAX_ENTRY_SIZE bytes [1mb] */
 
     /* pooling */
-    px_pool_mode_t pool_mode;    /* POOL_MODE [transaction] */
-    int db_pool_size;            /* DB_POOL_SIZE [20] */
-    int db_max_overflow;         /* DB_MAX_OVERFLOW [40] */
-    double db_pool_timeout;      /* DB_POOL_TIMEOUT seconds [30] */
-    int max_client_conn;         /* MAX_CLIENT_CONN [10000] */
-    double server_idle_check;    /* SERVER_CHECK_DELAY seconds [30]: pre-ping idlers older */
-    double server_idle_timeout;  /* SERVER_IDLE_TIMEOUT seconds [600]: close overflow idlers */
+    px_pool_mode_t pool_mode;      /* POOL_MODE [transaction] */
+    int db_pool_size;              /* DB_POOL_SIZE [20] */
+    int db_max_overflow;           /* DB_MAX_OVERFLOW [40] */
+    double db_pool_timeout;        /* DB_POOL_TIMEOUT seconds [30] */
+    int max_client_conn;           /* MAX_CLIENT_CONN [10000] */
+    double server_idle_check;      /* SERVER_CHECK_DELAY seconds [30]: pre-ping idlers older */
+    double server_idle_timeout;    /* SERVER_IDLE_TIMEOUT seconds [600]: close overflow idlers */
     double server_connect_timeout; /* SERVER_CONNECT_TIMEOUT seconds [5] */
-    double client_login_timeout; /* CLIENT_LOGIN_TIMEOUT seconds [15]: startup+auth deadline */
-    uint32_t max_message_size;   /* MAX_MESSAGE_SIZE bytes [64mb]: cap on a declared length */
+    double client_login_timeout;   /* CLIENT_LOGIN_TIMEOUT seconds [15]: startup+auth deadline */
+    uint32_t max_message_size;     /* MAX_MESSAGE_SIZE bytes [64mb]: cap on a declared length */
 
     /* routing */
     double read_replica_max_lag; /* READ_REPLICA_MAX_LAG seconds [5] */
@@ -92,8 +92,8 @@ typedef struct px_config {
     int log_level;              /* LOG_LEVEL [info]: error|warn|info|debug */
     px_log_format_t log_format; /* LOG_FORMAT [text]: text|json */
 
-    char *config_file; /* the INI file this snapshot was read from, or NULL */
-    int _refs;         /* snapshot refcount, see px_config_ref/unref */
+    char *config_file;                   /* the INI file this snapshot was read from, or NULL */
+    int _refs;                           /* snapshot refcount, see px_config_ref/unref */
     uint8_t _source[PX_CONFIG_MAX_KEYS]; /* px_config_source_t per table row, for print */
 } px_config_t;
 
@@ -130,8 +130,8 @@ void px_config_print(const px_config_t *cfg, FILE *out);
  * Returns the number of differing keys that need a restart.
  */
 typedef void (*px_config_diff_cb)(const char *key, bool reloadable, void *arg);
-int px_config_diff(const px_config_t *old_cfg, const px_config_t *new_cfg,
-                   px_config_diff_cb cb, void *arg);
+int px_config_diff(const px_config_t *old_cfg, const px_config_t *new_cfg, px_config_diff_cb cb,
+                   void *arg);
 
 /** Parse helpers, exposed for unit tests. Return false on a malformed value. */
 bool px_config_parse_size(const char *s, uint64_t *out) PX_MUSTCHECK; /* 256mb, 1k, 42 */

@@ -42,8 +42,8 @@
 #define B64_LEN(n)            (4 * (((n) + 2) / 3))
 /* SASLprep output: a code point of 1-4 UTF-8 bytes expands to at most 3
  * code points of at most 3 bytes each. */
-#define PREP_MAX              (PX_AUTH_SECRET_MAX * 9 / 2 + 1)
-#define AUTHFILE_MAX_BYTES    (64u << 20)
+#define PREP_MAX           (PX_AUTH_SECRET_MAX * 9 / 2 + 1)
+#define AUTHFILE_MAX_BYTES (64u << 20)
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -438,8 +438,8 @@ static bool format_verifier(px_secret_t *out)
         !b64_encode(out->stored_key, PX_SCRAM_KEY_LEN, stored, sizeof stored) ||
         !b64_encode(out->server_key, PX_SCRAM_KEY_LEN, server, sizeof server))
         return false;
-    int n = snprintf(out->text, sizeof out->text, SCRAM_PREFIX "%d:%s$%s:%s", out->iterations,
-                     salt, stored, server);
+    int n = snprintf(out->text, sizeof out->text, SCRAM_PREFIX "%d:%s$%s:%s", out->iterations, salt,
+                     stored, server);
     return n > 0 && (size_t)n < sizeof out->text;
 }
 
@@ -1028,8 +1028,8 @@ static void server_reset(px_scram_server_t *st)
     st->cbind_flag = '\0';
 }
 
-px_scram_result_t px_scram_server_first(px_scram_server_t *st, const char *client_first,
-                                        size_t len, char *out, size_t outlen)
+px_scram_result_t px_scram_server_first(px_scram_server_t *st, const char *client_first, size_t len,
+                                        char *out, size_t outlen)
 {
     char buf[SCRAM_MSG_MAX];
     char salt[B64_LEN(sizeof st->secret.salt) + 1];
@@ -1089,8 +1089,8 @@ fail:
     return PX_SCRAM_FAIL_PROTOCOL;
 }
 
-px_scram_result_t px_scram_server_final(px_scram_server_t *st, const char *client_final,
-                                        size_t len, char *out, size_t outlen)
+px_scram_result_t px_scram_server_final(px_scram_server_t *st, const char *client_final, size_t len,
+                                        char *out, size_t outlen)
 {
     char buf[SCRAM_MSG_MAX];
     uint8_t proof[PX_SCRAM_KEY_LEN], signature[PX_SCRAM_KEY_LEN];
@@ -1128,11 +1128,9 @@ px_scram_result_t px_scram_server_final(px_scram_server_t *st, const char *clien
     /* AuthMessage = client-first-bare "," server-first "," client-final-without-proof,
      * the last taken from the caller's untouched bytes (buf has its commas cut) */
     auth_part_t parts[5] = {
-        {st->client_first_bare, strlen(st->client_first_bare)},
-        {",", 1},
-        {st->server_first, strlen(st->server_first)},
-        {",", 1},
-        {client_final, (size_t)(attr_start - buf) - 1},
+        {st->client_first_bare, strlen(st->client_first_bare)}, {",", 1},
+        {st->server_first, strlen(st->server_first)},           {",", 1},
+        {client_final, (size_t)(attr_start - buf) - 1}, /* without ",p=..." */
     };
     res = PX_SCRAM_FAIL_PROOF;
     if (!hmac_sha256(st->secret.stored_key, PX_SCRAM_KEY_LEN, parts, 5, signature))
@@ -1214,9 +1212,8 @@ fail:
     return 0;
 }
 
-px_scram_result_t px_scram_client_final(px_scram_client_t *st, const char *server_first,
-                                        size_t len, char *out, size_t outlen,
-                                        size_t *outlen_used)
+px_scram_result_t px_scram_client_final(px_scram_client_t *st, const char *server_first, size_t len,
+                                        char *out, size_t outlen, size_t *outlen_used)
 {
     char buf[SCRAM_MSG_MAX];
     char without_proof[SCRAM_MSG_MAX];

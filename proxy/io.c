@@ -93,8 +93,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     } else {
         px_server_t *s = (px_server_t *)io;
         if (nread < 0 && nread != UV_ENOBUFS) {
-            px_server_close(s, nread == UV_EOF ? "server closed the connection"
-                                               : "server read error");
+            px_server_close(s,
+                            nread == UV_EOF ? "server closed the connection" : "server read error");
             return;
         }
         px_server_process(s);

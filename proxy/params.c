@@ -1,7 +1,7 @@
 /*
  * Session parameter sets: a client's startup parameters and what the proxy
  * has SET on a server connection, each as one "name\0value\0..." block.
- * px_params_diff_sql turns one set into another with SET/RESET statements,
+ * px_params_diff_sql turns one set into another with set_config()/RESET,
  * which is how a pooled server connection takes on the settings of the
  * client it is lent to. Names are kept lower-case, as PostgreSQL folds them.
  */
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "px.h"
 
@@ -45,7 +46,7 @@ const char *px_params_get(const px_params_t *p, const char *name)
     const char *n, *v;
     int off = 0;
     while ((off = next_pair(p, (uint32_t)off, &n, &v)) >= 0) {
-        if (strcmp(n, name) == 0)
+        if (strcasecmp(n, name) == 0) /* stored lower-case; callers may not be */
             return v;
     }
     return NULL;
@@ -67,7 +68,8 @@ bool px_params_is_tracked(const char *name)
 
 bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    if (nlen == 0 || nlen > 63 || vlen > 4096 || memchr(name, 0, nlen) || memchr(value, 0, vlen))
+    if (nlen == 0 || nlen > 63 || vlen > 4096 || memchr(name, 0, nlen) ||
+        (vlen > 0 && memchr(value, 0, vlen)))
         return false;
     char lname[64];
     for (size_t i = 0; i < nlen; i++)
@@ -92,7 +94,8 @@ bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *va
     }
     memcpy(nb + len, lname, nlen + 1);
     len += (uint32_t)nlen + 1;
-    memcpy(nb + len, value, vlen);
+    if (vlen > 0)
+        memcpy(nb + len, value, vlen);
     nb[len + vlen] = 0;
     len += (uint32_t)vlen + 1;
     count++;
@@ -113,6 +116,8 @@ bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *va
 
 bool px_params_copy(px_params_t *dst, const px_params_t *src)
 {
+    if (dst == src)
+        return true; /* freeing dst first would free the source */
     px_params_free(dst);
     if (!src->block)
         return true;
@@ -126,17 +131,27 @@ bool px_params_copy(px_params_t *dst, const px_params_t *src)
     return true;
 }
 
-/* Append a quoted identifier or literal; returns false when out of room. */
+/* Append a quoted identifier or literal; returns false when out of room. A
+ * literal holding a backslash is written E'...' with the backslashes doubled:
+ * a plain '...' would read differently when the server runs with
+ * standard_conforming_strings off (and a trailing backslash would then
+ * swallow the closing quote). */
 static bool put_quoted(char *sql, size_t cap, size_t *len, const char *s, char q)
 {
+    bool escape = q == '\'' && strchr(s, '\\') != NULL;
+    if (escape) {
+        if (*len + 1 >= cap)
+            return false;
+        sql[(*len)++] = 'E';
+    }
     if (*len + 1 >= cap)
         return false;
     sql[(*len)++] = q;
     for (; *s; s++) {
         if (*len + 3 >= cap)
             return false;
-        if (*s == q)
-            sql[(*len)++] = q;
+        if (*s == q || (escape && *s == '\\'))
+            sql[(*len)++] = *s;
         sql[(*len)++] = *s;
     }
     if (*len + 1 >= cap)
@@ -149,40 +164,50 @@ static bool put_quoted(char *sql, size_t cap, size_t *len, const char *s, char q
 static bool put_str(char *sql, size_t cap, size_t *len, const char *s)
 {
     size_t n = strlen(s);
-    if (*len + n + 1 >= cap)
+    if (*len + n >= cap) /* room for s and its NUL */
         return false;
     memcpy(sql + *len, s, n + 1);
     *len += n;
     return true;
 }
 
+/* Startup values are raw setting strings, not SQL: set_config() takes them
+ * the way the server takes startup parameters (a list setting such as
+ * search_path keeps its commas), where SET 'a,b' would make one element. */
 size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql, size_t cap)
 {
     size_t len = 0;
     const char *n, *v;
     int off = 0;
+    bool any = false;
     if (cap)
         sql[0] = 0;
     while ((off = next_pair(want, (uint32_t)off, &n, &v)) >= 0) {
         const char *cur = px_params_get(have, n);
         if (cur && strcmp(cur, v) == 0)
             continue;
-        /* SET name TO 'value': the value as the client gave it at startup.
-         * Startup values are not SQL, so quote them as a literal. */
-        if (!put_str(sql, cap, &len, "SET ") || !put_quoted(sql, cap, &len, n, '"') ||
-            !put_str(sql, cap, &len, " TO ") || !put_quoted(sql, cap, &len, v, '\'') ||
-            !put_str(sql, cap, &len, ";"))
-            return 0;
+        if (!put_str(sql, cap, &len, any ? ", " : "SELECT ") ||
+            !put_str(sql, cap, &len, "pg_catalog.set_config(") ||
+            !put_quoted(sql, cap, &len, n, '\'') || !put_str(sql, cap, &len, ", ") ||
+            !put_quoted(sql, cap, &len, v, '\'') || !put_str(sql, cap, &len, ", false)"))
+            goto full;
+        any = true;
     }
+    if (any && !put_str(sql, cap, &len, ";"))
+        goto full;
     off = 0;
     while ((off = next_pair(have, (uint32_t)off, &n, &v)) >= 0) {
         if (px_params_get(want, n))
             continue;
         if (!put_str(sql, cap, &len, "RESET ") || !put_quoted(sql, cap, &len, n, '"') ||
             !put_str(sql, cap, &len, ";"))
-            return 0;
+            goto full;
     }
     return len;
+full:
+    if (cap)
+        sql[0] = 0; /* never leave a cut-off statement behind */
+    return 0;
 }
 
 /* "-c name=value", "-cname=value" and "--name=value" forms, separated by
@@ -229,7 +254,12 @@ bool px_params_parse_options(px_params_t *p, const char *opts, size_t len)
             return false;
         for (size_t k = 0; k < nl; k++)
             name[k] = kv[k] == '-' ? '_' : kv[k];
-        if (!px_params_set(p, name, nl, eq + 1, strlen(eq + 1)))
+        /* the value's length from the token, not strlen: a NUL inside it
+         * must make px_params_set refuse it, not cut it short */
+        name[nl] = 0;
+        if (!px_params_is_tracked(name))
+            return false; /* -c user=..., -c _pq_.x=...: not settings */
+        if (!px_params_set(p, name, nl, eq + 1, (size_t)(tok + t - (eq + 1))))
             return false;
     }
     return !expect_c;

@@ -8,7 +8,7 @@
  * waiting clients and no budget raises `wanted`; workers holding idle
  * connections of that pool then close them to hand the budget over.
  * Overflow connections open only once a client has waited a while, and close
- * when they fall idle.
+ * after they have idled a while.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,10 @@
 
 /* A client must wait this long before overflow connections open. */
 #define PX_OVERFLOW_DELAY_MS 500
+/* Overflow connections close after idling this long. */
+#define PX_OVERFLOW_IDLE_MS 5000
+/* A starved worker asks others for budget at most this often. */
+#define PX_STEAL_MS 100
 
 px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user)
 {
@@ -57,6 +61,22 @@ static bool budget_take(px_pool_t *pool, int limit)
     return false;
 }
 
+/* The client that has waited longest, for a server or for the first login. */
+static px_client_t *oldest_waiter(px_pool_t *pool)
+{
+    px_client_t *a = px_list_empty(&pool->waiters)
+                         ? NULL
+                         : px_container_of(pool->waiters.next, px_client_t, link);
+    px_client_t *b = px_list_empty(&pool->welcome_waiters)
+                         ? NULL
+                         : px_container_of(pool->welcome_waiters.next, px_client_t, link);
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return a->wait_start <= b->wait_start ? a : b;
+}
+
 /* Open connections for waiting clients, within the shared budget. */
 static void launch(px_pool_t *pool)
 {
@@ -71,20 +91,15 @@ static void launch(px_pool_t *pool)
     if (pool->last_error[0] && px_now(w) - pool->last_error_at < 1000 && pool->n_local > 0)
         return;
     int limit = cfg->db_pool_size;
-    if (!px_list_empty(&pool->waiters)) {
-        px_client_t *oldest = px_container_of(pool->waiters.next, px_client_t, link);
-        if (px_now(w) - oldest->wait_start >= PX_OVERFLOW_DELAY_MS)
-            limit += cfg->db_max_overflow;
-    }
+    px_client_t *oldest = oldest_waiter(pool);
+    if (oldest && px_now(w) - oldest->wait_start >= PX_OVERFLOW_DELAY_MS)
+        limit += cfg->db_max_overflow;
     pool->launching = true;
     while (want-- > 0) {
         if (!budget_take(pool, limit)) {
-            if (pool->n_waiting > 0) {
-                pool->wanting = true;
-                atomic_store(&pool->budget->wanted, 1);
-            }
             break;
         }
+        pool->wanting = false;
         bool overflow = atomic_load(&pool->budget->open) > cfg->db_pool_size;
         px_server_t *s = px_server_open(pool);
         if (!s)
@@ -137,9 +152,22 @@ bool px_pool_checkout(px_pool_t *pool, px_client_t *c)
 
 void px_pool_remove_waiter(px_client_t *c)
 {
+    /* a client linked straight away by px_pool_checkout never joined the list */
+    if (px_list_empty(&c->link))
+        return;
     px_list_del(&c->link);
     c->pool->n_waiting--;
     c->deadline = 0;
+}
+
+/* Another worker asked for one connection of this pool's budget: claim the
+ * request (so exactly one connection moves) when we have nobody waiting. */
+static bool give_away(px_pool_t *pool)
+{
+    int one = 1;
+    if (pool->wanting || oldest_waiter(pool) || atomic_load(&pool->budget->wanted) == 0)
+        return false;
+    return atomic_compare_exchange_strong(&pool->budget->wanted, &one, 0);
 }
 
 /* Give a usable server to the first waiter, or keep it idle (or close it
@@ -159,9 +187,8 @@ static void place(px_server_t *s)
         px_server_close(s, "shutting down");
         return;
     }
-    if (s->overflow || atomic_load(&pool->budget->wanted)) {
-        px_server_close(s, s->overflow ? "overflow connection no longer needed"
-                                       : "handing the connection budget to another worker");
+    if (give_away(pool)) {
+        px_server_close(s, "handing the connection budget to another worker");
         return;
     }
     s->last_used = px_now(w);
@@ -173,6 +200,7 @@ void px_pool_server_ready(px_server_t *s)
     px_pool_t *pool = s->pool;
     if (!pool->have_welcome && s->state == PX_SERVER_LOGIN) {
         pool->have_welcome = true;
+        px_shared_publish_welcome(pool->w->shared, pool);
         while (!px_list_empty(&pool->welcome_waiters)) {
             px_client_t *c = px_container_of(pool->welcome_waiters.next, px_client_t, link);
             px_client_on_welcome(c, true); /* moves it off the list */
@@ -219,6 +247,7 @@ void px_pool_login_failed(px_pool_t *pool, const char *sqlstate, const char *msg
 void px_pool_request_welcome(px_pool_t *pool, px_client_t *c)
 {
     (void)c;
+    c->wait_start = px_now(pool->w);
     launch(pool);
 }
 
@@ -247,19 +276,37 @@ void px_pool_tick(px_pool_t *pool, uint64_t now)
                            "timeout while waiting for the server login");
     }
     px_server_check_timeouts(pool, now);
-    /* another worker needs budget: give up idle connections */
-    if (atomic_load(&pool->budget->wanted) && pool->n_waiting == 0) {
-        while (!px_list_empty(&pool->idle)) {
-            px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);
-            px_server_close(s, "handing the connection budget to another worker");
-        }
-    }
-    if (pool->n_waiting > 0) {
+    px_client_t *oldest = oldest_waiter(pool);
+    if (oldest) {
         launch(pool);
+        /* still starved after a while: ask the other workers for one
+         * connection, at most once per PX_STEAL_MS, so budget moves between
+         * workers only when one is really short */
+        oldest = oldest_waiter(pool);
+        if (oldest && pool->n_pending == 0 && now - oldest->wait_start >= PX_STEAL_MS &&
+            now - pool->last_want >= PX_STEAL_MS) {
+            int zero = 0;
+            if (atomic_compare_exchange_strong(&pool->budget->wanted, &zero, 1)) {
+                pool->wanting = true;
+                pool->last_want = now;
+            }
+        }
     } else if (pool->wanting) {
-        /* served: stop asking the other workers for budget */
+        /* served: withdraw the request if nobody has claimed it yet */
+        int one = 1;
+        atomic_compare_exchange_strong(&pool->budget->wanted, &one, 0);
         pool->wanting = false;
-        atomic_store(&pool->budget->wanted, 0);
+    }
+    if (!px_list_empty(&pool->idle) && give_away(pool)) {
+        px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);
+        px_server_close(s, "handing the connection budget to another worker");
+    }
+    /* above DB_POOL_SIZE: overflow connections close once idle a while */
+    while (!px_list_empty(&pool->idle) && atomic_load(&pool->budget->open) > cfg->db_pool_size) {
+        px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);
+        if (now - s->last_used < PX_OVERFLOW_IDLE_MS)
+            break;
+        px_server_close(s, "overflow connection no longer needed");
     }
     /* idle connections beyond their lifetime: close, oldest first */
     uint64_t idle_ms = (uint64_t)(cfg->server_idle_timeout * 1000.0);

@@ -99,10 +99,9 @@ typedef struct px_stats {
     _Atomic uint64_t iobufs_in_use; /* gauge */
 } px_stats_t;
 
-#define PX_STAT_INC(w, f) atomic_fetch_add_explicit(&(w)->stats.f, 1, memory_order_relaxed)
-#define PX_STAT_ADD(w, f, n)                                                                       \
-    atomic_fetch_add_explicit(&(w)->stats.f, (n), memory_order_relaxed)
-#define PX_STAT_DEC(w, f) atomic_fetch_sub_explicit(&(w)->stats.f, 1, memory_order_relaxed)
+#define PX_STAT_INC(w, f)    atomic_fetch_add_explicit(&(w)->stats.f, 1, memory_order_relaxed)
+#define PX_STAT_ADD(w, f, n) atomic_fetch_add_explicit(&(w)->stats.f, (n), memory_order_relaxed)
+#define PX_STAT_DEC(w, f)    atomic_fetch_sub_explicit(&(w)->stats.f, 1, memory_order_relaxed)
 
 /* ---- forward declarations ------------------------------------------------ */
 
@@ -121,18 +120,18 @@ typedef enum px_io_kind {
 
 /* The socket half common to client sessions and server connections. */
 typedef struct px_io {
-    uv_tcp_t tcp;       /* the socket; its close callback frees the owner */
-    px_worker_t *w;     /* owning worker */
-    px_iobuf_t *in;     /* received bytes, attached lazily, returned when empty */
-    px_iobuf_t *out;    /* bytes not yet accepted by the socket (one uv_write in flight) */
-    uv_write_t *wreq;   /* the in-flight write, from the worker's free list */
+    uv_tcp_t tcp;          /* the socket; its close callback frees the owner */
+    px_worker_t *w;        /* owning worker */
+    px_iobuf_t *in;        /* received bytes, attached lazily, returned when empty */
+    px_iobuf_t *out;       /* bytes not yet accepted by the socket (one uv_write in flight) */
+    uv_write_t *wreq;      /* the in-flight write, from the worker's free list */
     uint32_t out_inflight; /* bytes of out handed to the in-flight uv_write */
-    uint32_t pass_left; /* body bytes of the current message still to pass or skip */
-    uint8_t kind;       /* px_io_kind_t */
-    bool pass_skip;     /* the current message is being skipped, not forwarded */
-    bool reading;       /* uv_read_start is active */
-    bool paused;        /* the peer's output is full: stopped reading until it drains */
-    bool closing;       /* uv_close was called; everything else is a no-op */
+    uint32_t pass_left;    /* body bytes of the current message still to pass or skip */
+    uint8_t kind;          /* px_io_kind_t */
+    bool pass_skip;        /* the current message is being skipped, not forwarded */
+    bool reading;          /* uv_read_start is active */
+    bool paused;           /* the peer's output is full: stopped reading until it drains */
+    bool closing;          /* uv_close was called; everything else is a no-op */
 } px_io_t;
 
 /* Collects what one processing pass sends to one destination: spans of the
@@ -237,24 +236,24 @@ typedef enum px_auth_step {
 } px_auth_step_t;
 
 struct px_client {
-    px_io_t io;                /* socket; must stay first member for container_of */
-    px_client_state_t state;   /* written only by px_client_set_state */
-    px_list_t link;            /* login list, pool waiters list, or self */
-    px_pool_t *pool;           /* the (database, user) pool, set after authentication */
-    px_server_t *server;       /* linked server connection, if any */
-    uint32_t id;               /* proxy-issued backend pid: worker index << 24 | slot */
-    uint32_t cancel_key;       /* proxy-issued cancel key */
-    uint64_t deadline;         /* login or pool-wait deadline (loop ms), 0 = none */
-    uint64_t wait_start;       /* when it queued for a server (loop ms) */
-    px_params_t params;        /* startup parameters to replay on server connections */
-    char *user;                /* owned */
-    char *database;            /* owned */
+    px_io_t io;                  /* socket; must stay first member for container_of */
+    px_client_state_t state;     /* written only by px_client_set_state */
+    px_list_t link;              /* login list, pool waiters list, or self */
+    px_pool_t *pool;             /* the (database, user) pool, set after authentication */
+    px_server_t *server;         /* linked server connection, if any */
+    uint32_t id;                 /* proxy-issued backend pid: worker index << 24 | slot */
+    uint32_t cancel_key;         /* proxy-issued cancel key */
+    uint64_t deadline;           /* login or pool-wait deadline (loop ms), 0 = none */
+    uint64_t wait_start;         /* when it queued for a server (loop ms) */
+    px_params_t params;          /* startup parameters to replay on server connections */
+    char *user;                  /* owned */
+    char *database;              /* owned */
     struct px_client_auth *auth; /* login-time state, freed once logged in */
-    bool pinned;               /* keeps its server connection until it leaves */
-    bool unsynced;             /* extended-protocol messages sent since the last Sync */
-    bool in_copy_in;           /* the server asked for COPY data */
-    uint8_t tx_status;         /* last ReadyForQuery status seen: I, T or E */
-    char peer[48];             /* "ip:port" for logs */
+    bool pinned;                 /* keeps its server connection until it leaves */
+    bool unsynced;               /* extended-protocol messages sent since the last Sync */
+    bool in_copy_in;             /* the server asked for COPY data */
+    uint8_t tx_status;           /* last ReadyForQuery status seen: I, T or E */
+    char peer[48];               /* "ip:port" for logs */
 };
 
 /* ---- server connection --------------------------------------------------- */
@@ -283,32 +282,37 @@ struct px_server {
     uint32_t id;              /* proxy-local id for logs */
     uint32_t be_pid;          /* BackendKeyData from PostgreSQL, for cancels */
     uint32_t be_key;
-    uint64_t last_used;       /* loop ms when last released */
-    uint64_t deadline;        /* connect/login/check deadline */
+    uint64_t last_used;            /* loop ms when last released */
+    uint64_t deadline;             /* connect/login/check deadline */
     struct px_scram_client *scram; /* login-time SCRAM state */
-    uint8_t tx_status;        /* last ReadyForQuery status */
-    bool overflow;            /* opened above DB_POOL_SIZE: close when idle */
-    bool welcome_pending;     /* its login supplies the pool's welcome parameters */
+    uint8_t tx_status;             /* last ReadyForQuery status */
+    bool overflow;                 /* opened above DB_POOL_SIZE: close when idle */
+    bool welcome_pending;          /* its login supplies the pool's welcome parameters */
 };
 
 /* ---- pools ------------------------------------------------------------------ */
-
-/* Connection budget of one (database, user) across all workers. */
-typedef struct px_pool_budget {
-    char *key;               /* "database\0user" */
-    _Atomic int open;        /* server connections open across workers */
-    _Atomic int wanted;      /* workers with waiters and no budget */
-    struct px_pool_budget *next;
-} px_pool_budget_t;
 
 typedef struct px_welcome_param {
     char *name;
     char *value;
 } px_welcome_param_t;
 
+/* Connection budget of one (database, user) across all workers. */
+typedef struct px_pool_budget {
+    char *key;          /* "database\0user" */
+    _Atomic int open;   /* server connections open across workers */
+    _Atomic int wanted; /* workers with waiters and no budget */
+    struct px_pool_budget *next;
+    /* the first login's ParameterStatus, for every worker's welcome;
+     * guarded by px_shared_t.lock, immutable once have_welcome is set */
+    struct px_welcome_param *welcome;
+    int n_welcome;
+    _Atomic bool have_welcome;
+} px_pool_budget_t;
+
 /* What the pool's server logs in with. */
 typedef struct px_pool_creds {
-    px_secret_kind_t kind;          /* PLAIN, MD5, SCRAM (keys) or NONE */
+    px_secret_kind_t kind;           /* PLAIN, MD5, SCRAM (keys) or NONE */
     char secret[PX_AUTH_SECRET_MAX]; /* password or md5 hash */
     uint8_t client_key[PX_SCRAM_KEY_LEN];
     uint8_t server_key[PX_SCRAM_KEY_LEN];
@@ -321,20 +325,21 @@ struct px_pool {
     px_pool_budget_t *budget;  /* shared across workers */
     char *database;
     char *user;
-    px_list_t idle;       /* px_server_t, most recently used first */
-    px_list_t active;     /* px_server_t linked to clients */
-    px_list_t pending;    /* connecting, login, checking, resetting */
-    px_list_t waiters;    /* px_client_t waiting for a server, FIFO */
+    px_list_t idle;            /* px_server_t, most recently used first */
+    px_list_t active;          /* px_server_t linked to clients */
+    px_list_t pending;         /* connecting, login, checking, resetting */
+    px_list_t waiters;         /* px_client_t waiting for a server, FIFO */
     px_list_t welcome_waiters; /* px_client_t waiting for the welcome parameters */
     int n_idle, n_active, n_pending, n_waiting;
-    int n_local;          /* this worker's open server connections */
+    int n_local; /* this worker's open server connections */
     px_pool_creds_t creds;
     px_welcome_param_t *welcome; /* ParameterStatus of the first login */
     int n_welcome;
     bool have_welcome;
-    bool launching;         /* guards launch() against re-entry through failures */
-    bool wanting;           /* this worker raised budget->wanted */
-    char last_error[256];   /* last server login error, for waiting clients */
+    bool launching;       /* guards launch() against re-entry through failures */
+    bool wanting;         /* this worker raised budget->wanted */
+    uint64_t last_want;   /* loop ms of the last budget request */
+    char last_error[256]; /* last server login error, for waiting clients */
     char last_sqlstate[6];
     uint64_t last_error_at; /* loop ms */
 };
@@ -352,8 +357,8 @@ struct px_worker {
     pthread_t thread;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_timer_t tick;         /* timeouts, pool maintenance: every PX_TICK_MS */
-    uv_async_t wakeup;       /* cross-thread: cancels, stop, reload */
+    uv_timer_t tick;   /* timeouts, pool maintenance: every PX_TICK_MS */
+    uv_async_t wakeup; /* cross-thread: cancels, stop, reload */
     px_shared_t *shared;
     px_config_t *cfg;        /* snapshot in use; replaced at a safe point on reload */
     px_pool_t *pools;        /* chain */
@@ -361,10 +366,10 @@ struct px_worker {
     px_client_t **slots;     /* client by slot (id & 0xffffff) */
     uint32_t n_slots;        /* highest slot handed out */
     uint32_t slots_cap;
-    uint32_t free_slot;      /* head of the free-slot chain (stored in slots as tagged ints) */
-    px_iobuf_t *free_bufs;   /* standard-size buffer pool */
+    uint32_t free_slot;    /* head of the free-slot chain (stored in slots as tagged ints) */
+    px_iobuf_t *free_bufs; /* standard-size buffer pool */
     uint32_t n_free_bufs;
-    uv_write_t *free_wreqs;  /* write requests pool (linked through data) */
+    uv_write_t *free_wreqs; /* write requests pool (linked through data) */
     uint32_t next_server_id;
     uint32_t n_clients;
     bool stopping;
@@ -383,12 +388,12 @@ struct px_worker {
 /* ---- process-wide state ------------------------------------------------- */
 
 struct px_shared {
-    pthread_mutex_t lock;       /* guards cfg, authfile, budgets */
-    px_config_t *cfg;           /* current snapshot (ref held) */
-    px_authfile_t *authfile;    /* current auth file or NULL */
-    int authfile_refs;          /* readers inside px_shared_lookup_secret */
-    px_pool_budget_t *budgets;  /* chain */
-    _Atomic int n_clients;      /* across workers, for MAX_CLIENT_CONN */
+    pthread_mutex_t lock;      /* guards cfg, authfile, budgets */
+    px_config_t *cfg;          /* current snapshot (ref held) */
+    px_authfile_t *authfile;   /* current auth file or NULL */
+    int authfile_refs;         /* readers inside px_shared_lookup_secret */
+    px_pool_budget_t *budgets; /* chain */
+    _Atomic int n_clients;     /* across workers, for MAX_CLIENT_CONN */
     px_worker_t *workers;
     int n_workers;
     int listen_fd_family;
@@ -435,8 +440,7 @@ bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *va
 const char *px_params_get(const px_params_t *p, const char *name);
 bool px_params_copy(px_params_t *dst, const px_params_t *src) PX_MUSTCHECK_INT;
 /** Append to @p sql the SET/RESET statements turning @p have into @p want. */
-size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql,
-                          size_t cap);
+size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql, size_t cap);
 bool px_params_is_tracked(const char *name);
 /** Parse "-c a=b --c=d" startup options into @p p. False on malformed options. */
 bool px_params_parse_options(px_params_t *p, const char *opts, size_t len) PX_MUSTCHECK_INT;
@@ -496,6 +500,10 @@ void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key);
 /** Copy the secret of @p user into @p out. False when the user is unknown. */
 bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out);
 px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user);
+/** Publish a pool's welcome parameters to all workers (first one wins). */
+void px_shared_publish_welcome(px_shared_t *sh, px_pool_t *pool);
+/** Take the welcome parameters another worker published; false if none yet. */
+bool px_shared_fetch_welcome(px_shared_t *sh, px_pool_t *pool);
 
 static inline uint64_t px_now(px_worker_t *w)
 {

@@ -34,7 +34,7 @@ const char *px_server_state_to_str(px_server_state_t st)
 
 #define SLOG(level, s, ...)                                                                        \
     do {                                                                                           \
-        if ((level) <= __atomic_load_n(&px_log_level, __ATOMIC_RELAXED)) {                                                             \
+        if ((level) <= __atomic_load_n(&px_log_level, __ATOMIC_RELAXED)) {                         \
             char tag_[160];                                                                        \
             snprintf(tag_, sizeof(tag_), "S-%u %s/%s", (s)->id, (s)->pool->database,               \
                      (s)->pool->user);                                                             \
@@ -119,7 +119,8 @@ void px_server_close(px_server_t *s, const char *why)
     }
     if (old == PX_SERVER_CONNECTING || old == PX_SERVER_LOGIN) {
         if (s->welcome_pending || s->pool->n_idle + s->pool->n_active == 0)
-            px_pool_login_failed(s->pool, s->pool->last_sqlstate[0] ? s->pool->last_sqlstate : "08006",
+            px_pool_login_failed(s->pool,
+                                 s->pool->last_sqlstate[0] ? s->pool->last_sqlstate : "08006",
                                  s->pool->last_error[0] ? s->pool->last_error : why);
     }
     px_pool_server_gone(s);
@@ -251,14 +252,20 @@ static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
             return true;
         case PX_AUTH_CLEARTEXT:
             if (cr->kind != PX_SECRET_PLAIN) {
-                login_fail(s, "28P01", "server asked for a cleartext password, but the proxy has none for user \"%s\"", pool->user);
+                login_fail(
+                    s, "28P01",
+                    "server asked for a cleartext password, but the proxy has none for user \"%s\"",
+                    pool->user);
                 return false;
             }
             px_build_password(&wb, cr->secret);
             break;
         case PX_AUTH_MD5: {
             if (data.n != 4 || (cr->kind != PX_SECRET_PLAIN && cr->kind != PX_SECRET_MD5)) {
-                login_fail(s, "28P01", "server asked for md5, but the proxy has no password or md5 hash for user \"%s\"", pool->user);
+                login_fail(s, "28P01",
+                           "server asked for md5, but the proxy has no password or md5 hash for "
+                           "user \"%s\"",
+                           pool->user);
                 return false;
             }
             char h[36], out[36];
@@ -273,7 +280,10 @@ static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
         }
         case PX_AUTH_SASL: {
             if (cr->kind != PX_SECRET_PLAIN && !(cr->kind == PX_SECRET_SCRAM && cr->have_keys)) {
-                login_fail(s, "28P01", "server asked for SCRAM, but the proxy has no password or SCRAM keys for user \"%s\"", pool->user);
+                login_fail(s, "28P01",
+                           "server asked for SCRAM, but the proxy has no password or SCRAM keys "
+                           "for user \"%s\"",
+                           pool->user);
                 return false;
             }
             if (!s->scram && !(s->scram = calloc(1, sizeof(*s->scram)))) {
@@ -286,6 +296,10 @@ static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
                 px_scram_client_init_keys(s->scram, cr->client_key, cr->server_key);
             char first[256];
             size_t n = px_scram_client_first(s->scram, first, sizeof(first));
+            if (n == 0) {
+                login_fail(s, "58000", "could not start SCRAM authentication");
+                return false;
+            }
             px_build_sasl_initial(&wb, "SCRAM-SHA-256", first, n);
             break;
         }
@@ -305,13 +319,15 @@ static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
             break;
         }
         case PX_AUTH_SASL_FINAL:
-            if (!s->scram || px_scram_client_verify(s->scram, (const char *)data.p, data.n) != PX_SCRAM_OK) {
+            if (!s->scram ||
+                px_scram_client_verify(s->scram, (const char *)data.p, data.n) != PX_SCRAM_OK) {
                 login_fail(s, "08P01", "server's SCRAM signature did not verify");
                 return false;
             }
             return true;
         default:
-            login_fail(s, "28000", "unsupported authentication method %d requested by server", code);
+            login_fail(s, "28000", "unsupported authentication method %d requested by server",
+                       code);
             return false;
         }
         if (!send_auth_reply(s, &wb, &snd)) {
@@ -351,7 +367,8 @@ static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
                     return true;
                 }
             }
-            px_welcome_param_t *nw = realloc(pool->welcome, sizeof(*nw) * (size_t)(pool->n_welcome + 1));
+            px_welcome_param_t *nw =
+                realloc(pool->welcome, sizeof(*nw) * (size_t)(pool->n_welcome + 1));
             if (!nw)
                 return true;
             pool->welcome = nw;

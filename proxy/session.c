@@ -26,7 +26,7 @@
 
 struct px_client_auth {
     px_auth_step_t step;
-    px_secret_t secret;     /* the user's secret (or a decoy for unknown users) */
+    px_secret_t secret; /* the user's secret (or a decoy for unknown users) */
     bool user_known;
     uint8_t md5_salt[4];
     px_scram_server_t scram;
@@ -83,7 +83,7 @@ static void client_tag(px_client_t *c, char *buf, size_t n)
 
 #define CLOG(level, c, ...)                                                                        \
     do {                                                                                           \
-        if ((level) <= __atomic_load_n(&px_log_level, __ATOMIC_RELAXED)) {                                                             \
+        if ((level) <= __atomic_load_n(&px_log_level, __ATOMIC_RELAXED)) {                         \
             char tag_[160];                                                                        \
             client_tag((c), tag_, sizeof(tag_));                                                   \
             px_log_write((level), tag_, __VA_ARGS__);                                              \
@@ -431,7 +431,7 @@ static void auth_ok(px_client_t *c)
         }
     }
     (void)cfg;
-    if (pool->have_welcome) {
+    if (pool->have_welcome || px_shared_fetch_welcome(w->shared, pool)) {
         login_done(c);
         return;
     }
@@ -442,8 +442,8 @@ static void auth_ok(px_client_t *c)
 static void auth_fail(px_client_t *c)
 {
     PX_STAT_INC(c->io.w, login_failures);
-    px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28P01", "password authentication failed for user \"%s\"",
-                   c->user);
+    px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28P01",
+                   "password authentication failed for user \"%s\"", c->user);
 }
 
 static void begin_auth(px_client_t *c)
@@ -460,15 +460,15 @@ static void begin_auth(px_client_t *c)
     if (cfg->auth_type == PX_AUTH_TYPE_TRUST) {
         if (!a->user_known && cfg->auth_file) {
             PX_STAT_INC(w, login_failures);
-            px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28000", "role \"%s\" does not exist",
-                           c->user);
+            px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28000", "role \"%s\" does not exist", c->user);
             return;
         }
         auth_ok(c);
         return;
     }
     px_secret_kind_t k = a->user_known ? a->secret.kind : PX_SECRET_NONE;
-    bool use_md5 = (k == PX_SECRET_MD5) || (cfg->auth_type == PX_AUTH_TYPE_MD5 && k == PX_SECRET_PLAIN);
+    bool use_md5 =
+        (k == PX_SECRET_MD5) || (cfg->auth_type == PX_AUTH_TYPE_MD5 && k == PX_SECRET_PLAIN);
     px_sender_t snd;
     px_sender_init(&snd, &c->io);
     px_wbuf_t wb = px_sender_wbuf(&snd);
@@ -480,22 +480,16 @@ static void begin_auth(px_client_t *c)
         px_build_auth(&wb, PX_AUTH_MD5, a->md5_salt, 4);
         a->step = PX_AUTH_STEP_MD5;
     } else {
+        bool started;
         if (k != PX_SECRET_PLAIN && k != PX_SECRET_SCRAM) {
-            /* unknown user: run the exchange against a random password so
+            /* unknown user: a decoy exchange with a stable per-user salt, so
              * the reply does not tell which users exist */
-            uint8_t rnd[16];
-            char pw[40];
-            if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-                memset(rnd, 0x5a, sizeof(rnd));
-            for (int i = 0; i < 16; i++)
-                snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
-            if (!px_secret_parse(pw, &a->secret)) {
-                px_client_fail(c, PX_CLOSE_INTERNAL, "XX000", "internal error");
-                return;
-            }
             a->user_known = false;
+            started = px_scram_server_init_mock(&a->scram, c->user);
+        } else {
+            started = px_scram_server_init(&a->scram, &a->secret);
         }
-        if (!px_scram_server_init(&a->scram, &a->secret)) {
+        if (!started) {
             px_client_fail(c, PX_CLOSE_INTERNAL, "XX000", "could not start SCRAM authentication");
             return;
         }
@@ -637,7 +631,8 @@ static bool handle_startup(px_client_t *c, const px_startup_t *st)
         }
     }
     if (user.n == 0 || user.n >= PX_AUTH_NAME_MAX || memchr(user.p, 0, user.n)) {
-        px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "28000", "no PostgreSQL user name specified in startup packet");
+        px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "28000",
+                       "no PostgreSQL user name specified in startup packet");
         return false;
     }
     c->user = span_dup(user);
@@ -645,7 +640,8 @@ static bool handle_startup(px_client_t *c, const px_startup_t *st)
         px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "database name too long");
         return false;
     }
-    c->database = db.n ? span_dup(db) : (cfg->postgres_db ? strdup(cfg->postgres_db) : span_dup(user));
+    c->database =
+        db.n ? span_dup(db) : (cfg->postgres_db ? strdup(cfg->postgres_db) : span_dup(user));
     if (!c->user || !c->database) {
         px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
         return false;
@@ -669,8 +665,20 @@ static bool handle_startup(px_client_t *c, const px_startup_t *st)
 static bool frontend_type_ok(uint8_t t)
 {
     switch (t) {
-    case 'B': case 'C': case 'd': case 'c': case 'f': case 'D': case 'E':
-    case 'H': case 'F': case 'P': case 'p': case 'Q': case 'S': case 'X':
+    case 'B':
+    case 'C':
+    case 'd':
+    case 'c':
+    case 'f':
+    case 'D':
+    case 'E':
+    case 'H':
+    case 'F':
+    case 'P':
+    case 'p':
+    case 'Q':
+    case 'S':
+    case 'X':
         return true;
     default:
         return false;
@@ -707,6 +715,13 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
         char sql[8192];
         size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(sql));
+        if (n == 0 && sql[0] == 0 && c->params.count > 0 && s->applied.hash != c->params.hash) {
+            /* differs but did not fit: never record settings as applied
+             * that were not sent */
+            px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
+                           "startup parameters too long to apply on a pooled connection");
+            return;
+        }
         if (n > 0) {
             px_sender_t snd;
             px_sender_init(&snd, &s->io);
@@ -796,8 +811,8 @@ void px_client_process(px_client_t *c)
         if (rc == PX_CODEC_ERROR || !frontend_type_ok(hdr.type)) {
             if (rc == PX_CODEC_ERROR)
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
-                               "invalid message length (message type %d, limit %u bytes)",
-                               hdr.type, cap);
+                               "invalid message length (message type %d, limit %u bytes)", hdr.type,
+                               cap);
             else
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
                                "invalid frontend message type %d", hdr.type);
@@ -888,7 +903,10 @@ void px_client_process(px_client_t *c)
             PX_STAT_INC(w, queries);
             c->unsynced = true;
             break;
-        case 'B': case 'D': case 'C': case 'H':
+        case 'B':
+        case 'D':
+        case 'C':
+        case 'H':
             c->unsynced = true;
             break;
         default: /* CopyData, CopyDone, CopyFail */
@@ -950,7 +968,8 @@ void px_client_check_timeouts(px_worker_t *w, uint64_t now)
         it = it->next;
         if (c->deadline && now >= c->deadline) {
             PX_STAT_INC(w, login_failures);
-            px_client_fail(c, PX_CLOSE_LOGIN_TIMEOUT, "08P01", "login timeout: startup and authentication not completed in time");
+            px_client_fail(c, PX_CLOSE_LOGIN_TIMEOUT, "08P01",
+                           "login timeout: startup and authentication not completed in time");
         }
     }
 }

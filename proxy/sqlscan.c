@@ -5,6 +5,20 @@
  * session settings. Conservative by design: a false positive pins a client to
  * its server connection (correct, only less pooled); a false negative would
  * leak state between clients, so anything doubtful counts as state.
+ *
+ * The text is scanned twice: once lexing '...' literals as PostgreSQL does
+ * with standard_conforming_strings on (backslash is literal), once as with it
+ * off (backslash escapes). The proxy does not know the server's setting, and
+ * a client can choose it, so a statement hidden from either reading counts.
+ *
+ * Known conservative answers (false positives, by design):
+ *  - any set_config(...) call, even with is_local = true;
+ *  - any "temp"/"temporary" word in a statement containing CREATE, so
+ *    CREATE TABLE t (temp int) pins, as does INSERT INTO temp ...;
+ *  - DISCARD of any kind, and any reference to the pg_temp schema;
+ *  - a DO block whose body mentions a session keyword or dynamic SQL.
+ * Not detectable lexically: state set inside functions or procedures the
+ * statement calls (SELECT f(), CALL p()).
  */
 #include <ctype.h>
 #include <stdbool.h>
@@ -17,9 +31,11 @@ typedef struct {
     const char *p;
     size_t n;
     size_t i;
+    bool backslash_quotes; /* lex '...' as with standard_conforming_strings off */
 } scan_t;
 
-/* Skip whitespace and comments. */
+/* Skip whitespace and comments. A "--" comment ends at \n or \r, as in the
+ * PostgreSQL lexer; block comments nest. */
 static void skip_space(scan_t *s)
 {
     while (s->i < s->n) {
@@ -27,7 +43,7 @@ static void skip_space(scan_t *s)
         if (isspace((unsigned char)ch)) {
             s->i++;
         } else if (ch == '-' && s->i + 1 < s->n && s->p[s->i + 1] == '-') {
-            while (s->i < s->n && s->p[s->i] != '\n')
+            while (s->i < s->n && s->p[s->i] != '\n' && s->p[s->i] != '\r')
                 s->i++;
         } else if (ch == '/' && s->i + 1 < s->n && s->p[s->i + 1] == '*') {
             int depth = 1;
@@ -49,6 +65,11 @@ static void skip_space(scan_t *s)
     }
 }
 
+static bool is_ident_start(char ch)
+{
+    return isalpha((unsigned char)ch) || ch == '_' || (unsigned char)ch >= 0x80;
+}
+
 static bool is_ident_char(char ch)
 {
     return isalnum((unsigned char)ch) || ch == '_' || ch == '$' || (unsigned char)ch >= 0x80;
@@ -58,7 +79,8 @@ static bool is_ident_char(char ch)
 static size_t read_word(scan_t *s, char *w, size_t cap)
 {
     size_t k = 0;
-    if (s->i >= s->n || !(isalpha((unsigned char)s->p[s->i]) || s->p[s->i] == '_'))
+    w[0] = 0;
+    if (s->i >= s->n || !is_ident_start(s->p[s->i]))
         return 0;
     while (s->i < s->n && is_ident_char(s->p[s->i])) {
         if (k + 1 < cap)
@@ -67,6 +89,15 @@ static size_t read_word(scan_t *s, char *w, size_t cap)
     }
     w[k] = 0;
     return k;
+}
+
+/* Is the quote at s->i the start of an E'...' string? Only when the E is a
+ * token of its own: in date'...' the e ends an identifier. */
+static bool is_escape_string(const scan_t *s)
+{
+    if (s->i == 0 || (s->p[s->i - 1] != 'E' && s->p[s->i - 1] != 'e'))
+        return false;
+    return s->i == 1 || !is_ident_char(s->p[s->i - 2]);
 }
 
 /* Skip a quoted token starting at s->i (', ", E'', $tag$). */
@@ -94,7 +125,7 @@ static void skip_quoted(scan_t *s)
         s->i = s->n;
         return;
     }
-    bool backslash = s->i > 0 && (s->p[s->i - 1] == 'E' || s->p[s->i - 1] == 'e');
+    bool backslash = q == '\'' && (s->backslash_quotes || is_escape_string(s));
     s->i++;
     while (s->i < s->n) {
         char ch = s->p[s->i];
@@ -112,6 +143,30 @@ static void skip_quoted(scan_t *s)
         }
         s->i++;
     }
+    if (s->i > s->n)
+        s->i = s->n;
+}
+
+/* Read a "quoted identifier" at s->i into w (case kept, "" undoubled). */
+static void read_quoted_ident(scan_t *s, char *w, size_t cap)
+{
+    size_t k = 0;
+    s->i++;
+    while (s->i < s->n) {
+        char ch = s->p[s->i];
+        if (ch == '"') {
+            if (s->i + 1 < s->n && s->p[s->i + 1] == '"') {
+                s->i++;
+            } else {
+                s->i++;
+                break;
+            }
+        }
+        if (k + 1 < cap)
+            w[k++] = ch;
+        s->i++;
+    }
+    w[k] = 0;
 }
 
 static bool word_is(const char *w, const char *lit)
@@ -120,9 +175,79 @@ static bool word_is(const char *w, const char *lit)
 }
 
 static const char *const session_functions[] = {
-    "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
-    "pg_try_advisory_lock_shared", "set_config", "dblink_connect", "lo_open", NULL,
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "set_config",
+    "setseed",
+    "dblink_connect",
+    "dblink_connect_u",
+    "lo_open",
+    NULL,
 };
+
+static bool is_session_function(const char *w)
+{
+    for (int k = 0; session_functions[k]; k++)
+        if (word_is(w, session_functions[k]))
+            return true;
+    return false;
+}
+
+/* pg_temp, or a backend's own pg_temp_NNN */
+static bool is_temp_schema(const char *w)
+{
+    if (strncmp(w, "pg_temp", 7) != 0)
+        return false;
+    if (w[7] == 0)
+        return true;
+    if (w[7] != '_' || w[8] == 0)
+        return false;
+    for (const char *c = w + 8; *c; c++)
+        if (!isdigit((unsigned char)*c))
+            return false;
+    return true;
+}
+
+/* Words that, anywhere in a DO block's body, may mean session state. The body
+ * is another language (PL/pgSQL, ...), so this is a plain word search over
+ * its text, nested literals and comments included. */
+static bool do_body_word_is_suspect(const char *w)
+{
+    static const char *const words[] = {
+        "set",  "reset", "listen",    "prepare", "load",        "discard",
+        "hold", "temp",  "temporary", "execute", "pg_settings", NULL,
+    };
+    for (int k = 0; words[k]; k++)
+        if (word_is(w, words[k]))
+            return true;
+    return is_temp_schema(w) || is_session_function(w);
+}
+
+static bool do_body_is_suspect(const char *p, size_t n, bool escape_string)
+{
+    char w[64];
+    size_t i = 0;
+    while (i < n) {
+        if (escape_string && p[i] == '\\')
+            return true; /* \123-style escapes could spell anything */
+        if (!is_ident_start(p[i])) {
+            i++;
+            continue;
+        }
+        size_t k = 0;
+        while (i < n && is_ident_char(p[i])) {
+            if (k + 1 < sizeof(w))
+                w[k++] = (char)tolower((unsigned char)p[i]);
+            i++;
+        }
+        w[k] = 0;
+        if (do_body_word_is_suspect(w))
+            return true;
+    }
+    return false;
+}
 
 /* Leading keywords of one statement; returns a reason or NULL. The scanner
  * is left at the statement's start for the body scan. */
@@ -134,10 +259,16 @@ static const char *check_head(scan_t *s)
     skip_space(s);
     read_word(s, w2, sizeof(w2));
     skip_space(s);
+    /* what follows the second word: "." makes it a qualified name */
+    char after2 = s->i < s->n ? s->p[s->i] : 0;
     read_word(s, w3, sizeof(w3));
     s->i = save;
     if (word_is(w1, "set")) {
-        if (word_is(w2, "local") || word_is(w2, "transaction") || word_is(w2, "constraints"))
+        /* SET LOCAL x, SET TRANSACTION ..., SET CONSTRAINTS ... are
+         * transaction-scoped; SET local.x = 1 sets the custom setting
+         * "local.x" for the session. */
+        if ((word_is(w2, "local") || word_is(w2, "transaction") || word_is(w2, "constraints")) &&
+            after2 != '.')
             return NULL;
         if (word_is(w2, "session") && word_is(w3, "characteristics"))
             return "SET SESSION CHARACTERISTICS";
@@ -145,27 +276,43 @@ static const char *check_head(scan_t *s)
     }
     if (word_is(w1, "reset"))
         return "RESET";
-    if (word_is(w1, "prepare") && !word_is(w2, "transaction"))
+    if (word_is(w1, "prepare")) {
+        /* PREPARE TRANSACTION 'gid' is two-phase commit, but a statement
+         * may be named "transaction": PREPARE transaction [(types)] AS ... */
+        if (word_is(w2, "transaction") && !word_is(w3, "as") && after2 != '(')
+            return NULL;
         return "PREPARE";
+    }
     if (word_is(w1, "listen"))
         return "LISTEN";
     if (word_is(w1, "load"))
         return "LOAD";
     if (word_is(w1, "discard"))
         return "DISCARD";
-    if (word_is(w1, "create") || word_is(w1, "select")) {
-        /* CREATE [GLOBAL|LOCAL] TEMP[ORARY] ..., SELECT ... INTO TEMP */
-        return NULL; /* handled by the body scan, which sees every word */
-    }
+    /* CREATE [GLOBAL|LOCAL] TEMP[ORARY] ..., SELECT ... INTO TEMP, DECLARE
+     * ... WITH HOLD and DO bodies are left to the body scan. */
     return NULL;
 }
 
-const char *px_sqlscan_session_state(const char *sql, size_t len)
+/* Names seen as bare words (lower-cased) or quoted identifiers (as written). */
+static const char *check_name(scan_t *s, const char *name, bool saw_update)
 {
-    scan_t s = {sql, len, 0};
+    if (is_temp_schema(name))
+        return "temporary schema object";
+    if (saw_update && word_is(name, "pg_settings"))
+        return "UPDATE pg_settings";
+    skip_space(s);
+    if (s->i < s->n && s->p[s->i] == '(' && is_session_function(name))
+        return "session-level function";
+    return NULL;
+}
+
+static const char *scan(const char *sql, size_t len, bool backslash_quotes)
+{
+    scan_t s = {sql, len, 0, backslash_quotes};
     bool at_start = true;
-    char prev[64] = "";
-    bool saw_declare = false, saw_with = false, saw_create = false;
+    char head[16] = "", prev[64] = "";
+    bool saw_create = false, saw_update = false;
     while (s.i < s.n) {
         skip_space(&s);
         if (s.i >= s.n)
@@ -174,9 +321,12 @@ const char *px_sqlscan_session_state(const char *sql, size_t len)
             const char *why = check_head(&s);
             if (why)
                 return why;
+            size_t save = s.i;
+            read_word(&s, head, sizeof(head));
+            s.i = save;
             at_start = false;
             prev[0] = 0;
-            saw_declare = saw_with = saw_create = false;
+            saw_create = saw_update = false;
         }
         char ch = s.p[s.i];
         if (ch == ';') {
@@ -184,38 +334,54 @@ const char *px_sqlscan_session_state(const char *sql, size_t len)
             at_start = true;
             continue;
         }
-        if (ch == '\'' || ch == '"' || ch == '$') {
-            if (ch == '$' && s.i + 1 < s.n && isdigit((unsigned char)s.p[s.i + 1])) {
-                s.i++; /* $1 parameter */
-                continue;
-            }
+        if (ch == '$' && s.i + 1 < s.n && isdigit((unsigned char)s.p[s.i + 1])) {
+            s.i++; /* $1 parameter */
+            continue;
+        }
+        if (ch == '"') {
+            char w[64];
+            read_quoted_ident(&s, w, sizeof(w));
+            const char *why = check_name(&s, w, saw_update);
+            if (why)
+                return why;
+            prev[0] = 0;
+            continue;
+        }
+        if (ch == '\'' || ch == '$') {
+            size_t start = s.i;
+            bool escape = ch == '\'' && (s.backslash_quotes || is_escape_string(&s));
             skip_quoted(&s);
+            if (word_is(head, "do") && do_body_is_suspect(s.p + start, s.i - start, escape))
+                return "DO block";
             prev[0] = 0;
             continue;
         }
         char w[64];
         if (read_word(&s, w, sizeof(w))) {
-            if (word_is(w, "declare") && !saw_declare && prev[0] == 0)
-                saw_declare = true;
-            if (word_is(w, "create") && prev[0] == 0)
-                saw_create = true;
-            if (saw_declare && word_is(prev, "with") && word_is(w, "hold"))
+            if (word_is(w, "create"))
+                saw_create = true; /* reserved: never a plain name */
+            if (word_is(w, "update"))
+                saw_update = true;
+            if (word_is(head, "declare") && word_is(prev, "with") && word_is(w, "hold"))
                 return "DECLARE ... WITH HOLD";
-            if (word_is(w, "temp") || word_is(w, "temporary")) {
-                if (saw_create || word_is(prev, "into"))
-                    return "temporary table";
-            }
-            (void)saw_with;
-            skip_space(&s);
-            if (s.i < s.n && s.p[s.i] == '(') {
-                for (int k = 0; session_functions[k]; k++)
-                    if (word_is(w, session_functions[k]))
-                        return "session-level function";
-            }
+            if ((word_is(w, "temp") || word_is(w, "temporary")) &&
+                (saw_create || word_is(prev, "into")))
+                return "temporary table";
+            const char *why = check_name(&s, w, saw_update);
+            if (why)
+                return why;
             snprintf(prev, sizeof(prev), "%s", w);
             continue;
         }
         s.i++;
     }
     return NULL;
+}
+
+const char *px_sqlscan_session_state(const char *sql, size_t len)
+{
+    const char *why = scan(sql, len, false);
+    if (!why)
+        why = scan(sql, len, true);
+    return why;
 }

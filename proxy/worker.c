@@ -318,3 +318,57 @@ px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const 
     pthread_mutex_unlock(&sh->lock);
     return b;
 }
+
+static bool copy_welcome(px_welcome_param_t **dst, int *n_dst, const px_welcome_param_t *src, int n)
+{
+    px_welcome_param_t *a = calloc((size_t)n + 1, sizeof(*a));
+    if (!a)
+        return false;
+    for (int i = 0; i < n; i++) {
+        a[i].name = strdup(src[i].name);
+        a[i].value = strdup(src[i].value);
+        if (!a[i].name || !a[i].value) {
+            for (int k = 0; k <= i; k++) {
+                free(a[k].name);
+                free(a[k].value);
+            }
+            free(a);
+            return false;
+        }
+    }
+    *dst = a;
+    *n_dst = n;
+    return true;
+}
+
+void px_shared_publish_welcome(px_shared_t *sh, px_pool_t *pool)
+{
+    px_pool_budget_t *b = pool->budget;
+    if (atomic_load(&b->have_welcome))
+        return;
+    pthread_mutex_lock(&sh->lock);
+    if (!atomic_load(&b->have_welcome) &&
+        copy_welcome(&b->welcome, &b->n_welcome, pool->welcome, pool->n_welcome))
+        atomic_store(&b->have_welcome, true);
+    pthread_mutex_unlock(&sh->lock);
+}
+
+bool px_shared_fetch_welcome(px_shared_t *sh, px_pool_t *pool)
+{
+    px_pool_budget_t *b = pool->budget;
+    if (!atomic_load(&b->have_welcome))
+        return false;
+    pthread_mutex_lock(&sh->lock);
+    for (int i = 0; i < pool->n_welcome; i++) {
+        free(pool->welcome[i].name);
+        free(pool->welcome[i].value);
+    }
+    free(pool->welcome);
+    pool->welcome = NULL;
+    pool->n_welcome = 0;
+    bool ok = copy_welcome(&pool->welcome, &pool->n_welcome, b->welcome, b->n_welcome);
+    pthread_mutex_unlock(&sh->lock);
+    if (ok)
+        pool->have_welcome = true;
+    return ok;
+}

@@ -21,7 +21,7 @@ PACKAGES=(
     # e2e clients (system python: /usr/bin/python3)
     python3-psycopg python3-psycopg2 python3-asyncpg python3-sqlalchemy python3-pytest
     # tools the scripts use
-    util-linux procps coreutils
+    util-linux procps coreutils iproute2
 )
 
 missing=()

@@ -30,6 +30,8 @@ CLANG_FORMAT="$(command -v clang-format-14 || command -v clang-format || true)"
 export ASAN_OPTIONS="detect_leaks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONDONTWRITEBYTECODE=1
+# Builds below are independent of a calling make (no jobserver, no "Entering directory").
+unset MAKEFLAGS MFLAGS MAKELEVEL || true
 
 hard="$(ulimit -Hn)"
 if [[ "$hard" == unlimited ]] || ((hard >= 65536)); then
@@ -41,7 +43,42 @@ fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-header() { printf '\n======== %s ========\n' "$*"; }
+# Ctrl-C: steps that run under `timeout` (its own process group, so the terminal's SIGINT
+# does not reach them) get the signal forwarded, so pytest can tear its fixtures (proxies)
+# down; then we stop before the next step. with-stack.sh stops the stack.
+interrupted=0
+child=""
+# shellcheck disable=SC2317  # invoked by the trap below
+on_interrupt() {
+    interrupted=1
+    if [[ -n "$child" ]]; then
+        kill -INT "$child" 2>/dev/null || true
+    fi
+}
+trap on_interrupt INT TERM
+check_interrupt() {
+    if ((interrupted)); then
+        echo "run-tests: interrupted" >&2
+        exit 130
+    fi
+}
+# run_interruptible CMD...: run CMD (a `timeout ...` command) in the background and wait for
+# it even across signals; its exit status is left in $last_rc.
+run_interruptible() {
+    "$@" &
+    child=$!
+    while :; do
+        last_rc=0
+        wait "$child" || last_rc=$?
+        kill -0 "$child" 2>/dev/null || break
+    done
+    child=""
+}
+
+header() {
+    check_interrupt
+    printf '\n======== %s ========\n' "$*"
+}
 note() { printf -- '--> %s\n' "$*"; }
 
 if [[ -z "${PX_STACK_DIR:-}" || -z "${PX_PG_PORT:-}" ]]; then
@@ -92,12 +129,14 @@ fail_step() { OVERALL=1; }
 # ---------------------------------------------------------------------------------------
 builds_ok=0
 builds_total=0
+asan_built=0
 
 header "build (a1): sanitizer test build in build-asan (Debug, PX_WERROR, PX_SANITIZE)"
 builds_total=$((builds_total + 1))
 if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPX_WERROR=ON -DPX_SANITIZE=ON \
     -DPX_FUZZ=OFF && cmake --build build-asan -j "$JOBS"; then
     builds_ok=$((builds_ok + 1))
+    asan_built=1
     note "build-asan ok"
 else
     note "build-asan FAILED"
@@ -134,7 +173,15 @@ if [[ ! -f build-asan/CTestTestfile.cmake ]]; then
 else
     ctest_rc=0
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" --no-tests=ignore \
-        --output-junit "$OUT/ctest.xml" || ctest_rc=$?
+        --output-junit "$OUT/ctest.xml" >"$OUT/ctest.log" 2>&1 || ctest_rc=$?
+    if ((asan_built)); then
+        cat "$OUT/ctest.log"
+    else
+        # Tests whose executable was not built only say so, at length: keep the verdicts.
+        grep -E 'Test +#|tests passed|tests failed|^The following|^[[:space:]]+[0-9]+ - ' \
+            "$OUT/ctest.log" || true
+        note "(build-asan failed; full ctest output in $OUT/ctest.log)"
+    fi
     if [[ -f "$OUT/ctest.xml" ]] && counts="$(junit_counts "$OUT/ctest.xml" group)"; then
         unit_seen=0
         while read -r g p f s; do
@@ -185,11 +232,11 @@ elif [[ ! -x build-asan/fastnext-proxy ]]; then
     TOTAL_FAILED=$((TOTAL_FAILED + 1))
     fail_step
 else
-    e2e_rc=0
-    PX_PROXY_BIN="$ROOT/build-asan/fastnext-proxy" \
-        timeout --kill-after=30 "$E2E_TIMEOUT" \
-        "$PY" -m pytest tests/e2e -q -p no:cacheprovider -rA \
-        --junitxml="$OUT/e2e.xml" || e2e_rc=$?
+    export PX_PROXY_BIN="$ROOT/build-asan/fastnext-proxy"
+    run_interruptible timeout --kill-after=30 "$E2E_TIMEOUT" \
+        "$PY" -m pytest tests/e2e -q -p no:cacheprovider -rA --junitxml="$OUT/e2e.xml"
+    e2e_rc=$last_rc
+    check_interrupt
     if ((e2e_rc == 124 || e2e_rc == 137)); then
         note "pytest timed out after ${E2E_TIMEOUT}s"
     fi
@@ -295,8 +342,10 @@ else
             dirs=("$work/corpus")
             [[ -d "tests/fuzz/corpus/$name" ]] && dirs+=("tests/fuzz/corpus/$name")
             note "$name: ${args[*]} ${dirs[*]}"
-            if timeout --kill-after=30 $((FUZZ_SECONDS + 300)) "$bin" "${args[@]}" \
-                "${dirs[@]}" >"$work.log" 2>&1; then
+            run_interruptible timeout --kill-after=30 $((FUZZ_SECONDS + 300)) "$bin" \
+                "${args[@]}" "${dirs[@]}" >"$work.log" 2>&1
+            check_interrupt
+            if ((last_rc == 0)); then
                 fuzz_ok=$((fuzz_ok + 1))
                 note "$name: ok ($(grep -E '^(Done|#[0-9]+[[:space:]]+DONE)' "$work.log" |
                     tail -n1))"
@@ -323,6 +372,7 @@ summary="$(printf '%s, ' "${PARTS[@]}")"
 summary="${summary%, }"
 verdict=PASS
 ((OVERALL == 0)) || verdict=FAIL
+check_interrupt
 header "summary"
 echo "TOTAL: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
 echo "SUMMARY: $summary — $verdict"

@@ -197,12 +197,15 @@ do_stop() {
 }
 
 print_logs() {
-    local root f
+    local root dir f
     root="$(pg_root)"
-    for f in "$root"/*.log "$D"/*.log; do
-        [[ -f "$f" ]] || continue
-        echo "----- tail of $f -----" >&2
-        tail -n 25 "$f" >&2 || true
+    for dir in "$D" "$root"; do
+        for f in "$dir"/*.log; do
+            [[ -f "$f" ]] || continue
+            echo "----- tail of $f -----" >&2
+            tail -n 25 "$f" >&2 || true
+        done
+        [[ "$root" != "$D" ]] || break
     done
 }
 
@@ -220,14 +223,86 @@ wait_for() {
     done
 }
 
-pg_start() { # root name
-    local root="$1" name="$2"
-    if ! as_pg "$PX_PGBIN/pg_ctl" -D "$root/$name" -l "$root/$name.log" -w -t "$TIMEOUT" \
-        start </dev/null >>"$root/pg_ctl.log" 2>&1; then
+# Our ports lie in the kernel's ephemeral range (32768-60999), so a busy machine can briefly
+# hold one as the local end of some client connection: a bind that fails with "Address
+# already in use" is retried for a while.
+BIND_RETRIES="${PX_STACK_BIND_RETRIES:-30}"
+
+# Ask the kernel not to hand our ports (BASE..BASE+6) out as ephemeral client ports
+# (net.ipv4.ip_local_reserved_ports; appended to, never replaced; harmless to leave set).
+# Listening on a reserved port works as usual. Skipped where /proc/sys is read-only.
+reserve_ports() {
+    local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur lo=$PX_PORT_BASE hi=$((PX_PORT_BASE + 6))
+    [[ -w "$f" ]] || return 0
+    (
+        flock -w 10 9 || exit 0
+        cur="$(cat "$f")"
+        if ! awk -v lo="$lo" -v hi="$hi" -v list="$cur" 'BEGIN {
+                n = split(list, r, ",")
+                for (i = 1; i <= n; i++) {
+                    m = split(r[i], b, "-"); a = b[1] + 0; z = (m > 1 ? b[2] : b[1]) + 0
+                    if (a <= lo && hi <= z) exit 0
+                }
+                exit 1 }'; then
+            echo "${cur:+$cur,}$lo-$hi" >"$f" 2>/dev/null || true
+        fi
+    ) 9>/tmp/.fnx-reserved-ports.lock
+}
+
+pg_start() { # root name port
+    local root="$1" name="$2" port="$3" attempt
+    for ((attempt = 1; ; attempt++)); do
+        if as_pg "$PX_PGBIN/pg_ctl" -D "$root/$name" -l "$root/$name.log" -w -t "$TIMEOUT" \
+            start </dev/null >>"$root/pg_ctl.log" 2>&1; then
+            head -n1 "$root/$name/postmaster.pid" >"$PIDDIR/$name"
+            return 0
+        fi
+        if ((attempt < BIND_RETRIES)) &&
+            tail -n 8 "$root/$name.log" | grep -q 'Address already in use'; then
+            log "$name: port busy (a client's ephemeral port?), retrying in 1s"
+            sleep 1
+            continue
+        fi
         warn "$name failed to start (see $root/$name.log)"
+        if command -v ss >/dev/null; then
+            echo "sockets on port $port:" >&2
+            ss -tanp 2>/dev/null | grep -E "127\.0\.0\.1:$port\b" >&2 || true
+        fi
         return 1
-    fi
-    head -n1 "$root/$name/postmaster.pid" >"$PIDDIR/$name"
+    done
+}
+
+redis_start() {
+    local attempt seen pid deadline
+    for ((attempt = 1; ; attempt++)); do
+        seen="$(wc -l 2>/dev/null <"$D/redis.log" || echo 0)"
+        rm -f "$D/redis.pid"
+        redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
+            --save '' --appendonly no --dir "$D" --daemonize yes \
+            --pidfile "$D/redis.pid" --logfile "$D/redis.log" --loglevel notice \
+            </dev/null >/dev/null 2>&1 || true
+        deadline=$((SECONDS + TIMEOUT))
+        while ((SECONDS < deadline)); do
+            pid="$(cat "$D/redis.pid" 2>/dev/null || true)"
+            if [[ -n "$pid" ]] && redis_ready; then
+                echo "$pid" >"$PIDDIR/redis"
+                return 0
+            fi
+            # It exits before writing its pidfile when it cannot listen.
+            if tail -n +"$((seen + 1))" "$D/redis.log" 2>/dev/null |
+                grep -q 'Address already in use'; then
+                break
+            fi
+            sleep 0.2
+        done
+        if ((SECONDS < deadline && attempt < BIND_RETRIES)); then
+            log "redis: port busy (a client's ephemeral port?), retrying in 1s"
+            sleep 1
+            continue
+        fi
+        warn "redis failed to start on port $REDIS_PORT (see $D/redis.log)"
+        return 1
+    done
 }
 
 replica_ready() { # port lsn
@@ -284,6 +359,7 @@ do_start() {
         fi
     fi
 
+    reserve_ports
     for p in "$PG_PORT" "$REPLICA1_PORT" "$REPLICA2_PORT" "$REDIS_PORT"; do
         if port_in_use "$p"; then
             warn "port $p on 127.0.0.1 is already in use; pick another PX_PORT_BASE"
@@ -350,7 +426,7 @@ host    all          all        127.0.0.1/32   scram-sha-256
 EOF
 
     log "starting primary on 127.0.0.1:$PG_PORT"
-    pg_start "$root" primary
+    pg_start "$root" primary "$PG_PORT"
     wait_for "primary on port $PG_PORT" psql_at "$PG_PORT" postgres -c "SELECT 1"
 
     log "creating roles and database fnx"
@@ -386,16 +462,11 @@ port = $p
 hot_standby = on
 EOF
         log "starting replica$i on 127.0.0.1:$p"
-        pg_start "$root" "replica$i"
+        pg_start "$root" "replica$i" "$p"
     done
 
     log "starting redis on 127.0.0.1:$REDIS_PORT"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
-        --save '' --appendonly no --dir "$D" --daemonize yes \
-        --pidfile "$D/redis.pid" --logfile "$D/redis.log" --loglevel notice \
-        </dev/null >/dev/null 2>&1
-    wait_for "redis on port $REDIS_PORT" redis_ready
-    cp "$D/redis.pid" "$PIDDIR/redis"
+    redis_start
 
     # A WAL-logged change made after both replicas are up: seeing it replayed proves that
     # streaming works, not just that the base backup was taken after the roles existed.

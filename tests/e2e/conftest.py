@@ -19,6 +19,8 @@ import ctypes
 import faulthandler
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +66,12 @@ DEFAULT_PROXY_ENV = {
     "LOG_LEVEL": "info",
     "CACHE_ENABLED": "false",
 }
+
+# PX_E2E_PROXY_ENV="WORKERS=1 LOG_LEVEL=debug" changes the defaults for a
+# diagnostic run (tests that set a key themselves still win).
+for _kv in shlex.split(os.environ.get("PX_E2E_PROXY_ENV", "")):
+    _k, _, _v = _kv.partition("=")
+    DEFAULT_PROXY_ENV[_k] = _v
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer")
 
@@ -295,9 +303,9 @@ class Endpoint:
             self.conninfo(user, password, dbname, **kw), autocommit=autocommit, **extra
         )
 
-    def raw(self, timeout=5.0):
+    def raw(self, timeout=5.0, rcvbuf=None):
         """A raw pgwire socket to this endpoint (not logged in)."""
-        return pgwire.RawConn(self.host, self.port, timeout=timeout)
+        return pgwire.RawConn(self.host, self.port, timeout=timeout, rcvbuf=rcvbuf)
 
     def alive(self):
         return self.direct or self.proc.poll() is None
@@ -466,10 +474,16 @@ def proxy(stack, tmp_path, request):
     yield start
 
     problems = []
-    for ep in started:
+    log_dir = os.environ.get("PX_E2E_LOG_DIR") or os.environ.get("PX_TEST_OUT")
+    for i, ep in enumerate(started):
         crashed = ep.proc.poll()
         took = _stop(ep.proc)
         text = ep.stderr_text()
+        if log_dir:  # keep every proxy log of the run for CI artifacts
+            dest = os.path.join(log_dir, "e2e-proxy-logs")
+            os.makedirs(dest, exist_ok=True)
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+            shutil.copyfile(ep.stderr_path, os.path.join(dest, "%s.%d.stderr" % (safe, i)))
         if crashed is not None:
             problems.append(
                 "proxy on port %d exited by itself during the test (status %s)"

@@ -163,8 +163,15 @@ def parse_data_row(body):
 class RawConn:
     """A socket speaking the v3 protocol, with deadlines on every read."""
 
-    def __init__(self, host, port, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout=5.0, rcvbuf=None):
+        if rcvbuf:
+            # Set before connect so the advertised TCP window stays small.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.timeout = timeout
@@ -326,7 +333,12 @@ class RawConn:
         """Read up to ReadyForQuery; returns (rows, tags); raises the first error."""
         rows, tags, err = [], [], None
         while True:
-            mtype, body = self.recv_msg(timeout)
+            try:
+                mtype, body = self.recv_msg(timeout)
+            except Closed:
+                if err:  # a FATAL error is followed by a close, not ReadyForQuery
+                    raise err from None
+                raise
             if mtype == "D":
                 rows.append(parse_data_row(body))
             elif mtype == "C":

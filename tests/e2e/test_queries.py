@@ -13,7 +13,7 @@ import psycopg
 import psycopg.errors
 import pytest
 
-from conftest import HERE, PASSWORDS, DBNAME, pg_env, unique, wait_until
+from conftest import DBNAME, HERE, PASSWORDS, pg_env, pg_super, unique, wait_until
 
 # ---------------------------------------------------------------- psql / pgbench
 
@@ -90,7 +90,13 @@ def pgbench_tables(proxy):
     )
     assert r.returncode == 0, "pgbench -i failed: %s" % r.stderr
     yield px
-    subprocess.run(["pgbench", "-i", "-I", "d"], env=pg_env(px), capture_output=True, timeout=60)
+    with pg_super() as s:
+        s.execute("SET lock_timeout = '5s'")
+        try:
+            s.execute("DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, "
+                      "pgbench_history, pgbench_tellers")
+        except psycopg.Error:
+            pass
 
 
 @pytest.mark.timeout_s(120)
