@@ -5,8 +5,10 @@
  *
  * The connection limit (DB_POOL_SIZE + DB_MAX_OVERFLOW) is shared by all
  * workers through an atomic budget per (database, user). A worker with
- * waiting clients and no budget raises `wanted`; workers holding idle
- * connections of that pool then close them to hand the budget over.
+ * waiting clients and no budget sets its bit in `wanted`; a worker that has
+ * an idle connection of that pool and nobody waiting for it hands the
+ * connection itself over (the socket moves between loops), so the pool
+ * behaves as one across workers and no connection is re-opened.
  * Overflow connections open only once a client has waited a while, and close
  * after they have idled a while.
  */
@@ -20,8 +22,6 @@
 #define PX_OVERFLOW_DELAY_MS 500
 /* Overflow connections close after idling this long. */
 #define PX_OVERFLOW_IDLE_MS 5000
-/* A starved worker asks others for budget at most this often. */
-#define PX_STEAL_MS 100
 
 px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user)
 {
@@ -77,6 +77,8 @@ static px_client_t *oldest_waiter(px_pool_t *pool)
     return a->wait_start <= b->wait_start ? a : b;
 }
 
+static void want_budget(px_pool_t *pool, bool want);
+
 /* Open connections for waiting clients, within the shared budget. */
 static void launch(px_pool_t *pool)
 {
@@ -97,9 +99,10 @@ static void launch(px_pool_t *pool)
     pool->launching = true;
     while (want-- > 0) {
         if (!budget_take(pool, limit)) {
+            if (pool->n_pending == 0 && oldest_waiter(pool))
+                want_budget(pool, true);
             break;
         }
-        pool->wanting = false;
         bool overflow = atomic_load(&pool->budget->open) > cfg->db_pool_size;
         px_server_t *s = px_server_open(pool);
         if (!s)
@@ -160,14 +163,52 @@ void px_pool_remove_waiter(px_client_t *c)
     c->deadline = 0;
 }
 
-/* Another worker asked for one connection of this pool's budget: claim the
- * request (so exactly one connection moves) when we have nobody waiting. */
-static bool give_away(px_pool_t *pool)
+static void want_budget(px_pool_t *pool, bool want)
 {
-    int one = 1;
-    if (pool->wanting || oldest_waiter(pool) || atomic_load(&pool->budget->wanted) == 0)
+    uint64_t bit = 1ull << pool->w->index;
+    if (want == pool->wanting)
+        return;
+    pool->wanting = want;
+    if (want) {
+        atomic_fetch_or(&pool->budget->wanted, bit);
+        px_shared_wake_all(pool->w->shared, pool->w->index);
+    } else {
+        atomic_fetch_and(&pool->budget->wanted, ~bit);
+    }
+}
+
+/* Another worker is short of connections of this pool and this worker has
+ * nobody waiting: hand @p s over. True when it was moved. */
+static bool give_away(px_server_t *s)
+{
+    px_pool_t *pool = s->pool;
+    if (pool->wanting || oldest_waiter(pool))
         return false;
-    return atomic_compare_exchange_strong(&pool->budget->wanted, &one, 0);
+    uint64_t mine = 1ull << pool->w->index;
+    uint64_t wanted = atomic_load(&pool->budget->wanted) & ~mine;
+    while (wanted) {
+        int target = __builtin_ctzll(wanted);
+        uint64_t bit = 1ull << target;
+        /* claim the request so one connection moves per request */
+        uint64_t cur = atomic_load(&pool->budget->wanted);
+        if ((cur & bit) && atomic_compare_exchange_strong(&pool->budget->wanted, &cur, cur & ~bit)) {
+            if (px_server_handoff(s, target))
+                return true;
+            atomic_fetch_or(&pool->budget->wanted, bit); /* could not: put it back */
+            return false;
+        }
+        wanted &= ~bit;
+    }
+    return false;
+}
+
+void px_pool_offer_idle(px_pool_t *pool)
+{
+    while (!px_list_empty(&pool->idle)) {
+        px_server_t *s = px_container_of(pool->idle.next, px_server_t, link);
+        if (!give_away(s))
+            break;
+    }
 }
 
 /* Give a usable server to the first waiter, or keep it idle (or close it
@@ -187,10 +228,8 @@ static void place(px_server_t *s)
         px_server_close(s, "shutting down");
         return;
     }
-    if (give_away(pool)) {
-        px_server_close(s, "handing the connection budget to another worker");
+    if (give_away(s))
         return;
-    }
     s->last_used = px_now(w);
     px_server_set_state(s, PX_SERVER_IDLE);
 }
@@ -276,31 +315,15 @@ void px_pool_tick(px_pool_t *pool, uint64_t now)
                            "timeout while waiting for the server login");
     }
     px_server_check_timeouts(pool, now);
-    px_client_t *oldest = oldest_waiter(pool);
-    if (oldest) {
+    if (oldest_waiter(pool)) {
         launch(pool);
-        /* still starved after a while: ask the other workers for one
-         * connection, at most once per PX_STEAL_MS, so budget moves between
-         * workers only when one is really short */
-        oldest = oldest_waiter(pool);
-        if (oldest && pool->n_pending == 0 && now - oldest->wait_start >= PX_STEAL_MS &&
-            now - pool->last_want >= PX_STEAL_MS) {
-            int zero = 0;
-            if (atomic_compare_exchange_strong(&pool->budget->wanted, &zero, 1)) {
-                pool->wanting = true;
-                pool->last_want = now;
-            }
-        }
-    } else if (pool->wanting) {
-        /* served: withdraw the request if nobody has claimed it yet */
-        int one = 1;
-        atomic_compare_exchange_strong(&pool->budget->wanted, &one, 0);
-        pool->wanting = false;
+        /* still short of budget: ask the other workers for a connection */
+        if (oldest_waiter(pool) && pool->n_pending == 0)
+            want_budget(pool, true);
+    } else {
+        want_budget(pool, false);
     }
-    if (!px_list_empty(&pool->idle) && give_away(pool)) {
-        px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);
-        px_server_close(s, "handing the connection budget to another worker");
-    }
+    px_pool_offer_idle(pool);
     /* above DB_POOL_SIZE: overflow connections close once idle a while */
     while (!px_list_empty(&pool->idle) && atomic_load(&pool->budget->open) > cfg->db_pool_size) {
         px_server_t *s = px_container_of(pool->idle.prev, px_server_t, link);

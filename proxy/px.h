@@ -301,7 +301,7 @@ typedef struct px_welcome_param {
 typedef struct px_pool_budget {
     char *key;          /* "database\0user" */
     _Atomic int open;   /* server connections open across workers */
-    _Atomic int wanted; /* workers with waiters and no budget */
+    _Atomic uint64_t wanted; /* bit per worker with waiters and no budget */
     struct px_pool_budget *next;
     /* the first login's ParameterStatus, for every worker's welcome;
      * guarded by px_shared_t.lock, immutable once have_welcome is set */
@@ -337,8 +337,7 @@ struct px_pool {
     int n_welcome;
     bool have_welcome;
     bool launching;       /* guards launch() against re-entry through failures */
-    bool wanting;         /* this worker raised budget->wanted */
-    uint64_t last_want;   /* loop ms of the last budget request */
+    bool wanting;         /* this worker's bit is set in budget->wanted */
     char last_error[256]; /* last server login error, for waiting clients */
     char last_sqlstate[6];
     uint64_t last_error_at; /* loop ms */
@@ -349,6 +348,17 @@ struct px_pool {
 typedef struct px_cancel_msg {
     uint32_t pid, key;
 } px_cancel_msg_t;
+
+/* An idle server connection moving to another worker: the socket (a dup'd
+ * fd) and what the proxy knows about the session on it. */
+typedef struct px_handoff {
+    int fd;
+    px_pool_budget_t *budget; /* identifies (database, user) */
+    uint32_t be_pid, be_key;
+    px_params_t applied; /* ownership moves with the message */
+} px_handoff_t;
+
+#define PX_HANDOFF_QUEUE 64
 
 #define PX_CANCEL_QUEUE 256
 
@@ -378,6 +388,8 @@ struct px_worker {
     pthread_mutex_t inbox_lock;
     px_cancel_msg_t cancels[PX_CANCEL_QUEUE];
     int n_cancels;
+    px_handoff_t handoffs[PX_HANDOFF_QUEUE];
+    int n_handoffs;
     bool stop_requested;
     bool reload_requested;
     px_stats_t stats;
@@ -472,6 +484,10 @@ bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql,
                       px_req_action_t action) PX_MUSTCHECK_INT;
 void px_server_send_cancel(px_server_t *s);
 void px_server_check_timeouts(px_pool_t *pool, uint64_t now);
+/** Move idle @p s to worker @p target; false when it cannot (then nothing changed). */
+bool px_server_handoff(px_server_t *s, int target) PX_MUSTCHECK_INT;
+/** Adopt a connection handed over by another worker. */
+void px_server_adopt(px_worker_t *w, px_handoff_t *h);
 
 /* pool.c */
 px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user) PX_MUSTCHECK_INT;
@@ -486,6 +502,8 @@ void px_pool_server_gone(px_server_t *s);
 void px_pool_login_failed(px_pool_t *pool, const char *sqlstate, const char *msg);
 void px_pool_remove_waiter(px_client_t *c);
 void px_pool_tick(px_pool_t *pool, uint64_t now);
+/** Hand idle connections to workers that asked for budget. */
+void px_pool_offer_idle(px_pool_t *pool);
 void px_pool_request_welcome(px_pool_t *pool, px_client_t *c);
 
 /* worker.c */
@@ -497,6 +515,8 @@ px_client_t *px_worker_slot_get(px_worker_t *w, uint32_t id);
 uv_write_t *px_worker_wreq_get(px_worker_t *w);
 void px_worker_wreq_put(px_worker_t *w, uv_write_t *r);
 void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key);
+bool px_shared_post_handoff(px_shared_t *sh, int target, px_handoff_t *h) PX_MUSTCHECK_INT;
+void px_shared_wake_all(px_shared_t *sh, int except);
 /** Copy the secret of @p user into @p out. False when the user is unknown. */
 bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out);
 px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user);

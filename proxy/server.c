@@ -12,7 +12,9 @@
  * ErrorResponse, ParameterStatus and the login messages) are looked into
  * whole; the rest stream through as spans of the input buffer.
  */
+#include <fcntl.h>
 #include <netdb.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -718,4 +720,80 @@ void px_server_check_timeouts(px_pool_t *pool, uint64_t now)
                 px_server_close(s, "server did not answer a check or reset in time");
         }
     }
+}
+
+/* ---- moving idle connections between workers -------------------------- */
+
+bool px_server_handoff(px_server_t *s, int target)
+{
+    px_worker_t *w = s->io.w;
+    px_pool_t *pool = s->pool;
+    if (s->state != PX_SERVER_IDLE && s->state != PX_SERVER_ACTIVE)
+        return false;
+    if (s->client || s->io.out || s->fifo.count || s->io.pass_left ||
+        (s->io.in && s->io.in->rpos != s->io.in->wpos) || s->tx_status != 'I')
+        return false;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&s->io.tcp, &fd) != 0)
+        return false;
+    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (nfd < 0)
+        return false;
+    px_handoff_t h = {nfd, pool->budget, s->be_pid, s->be_key, s->applied};
+    if (!px_shared_post_handoff(w->shared, target, &h)) {
+        close(nfd);
+        return false;
+    }
+    memset(&s->applied, 0, sizeof(s->applied)); /* moved with the message */
+    SLOG(PX_LOG_DEBUG, s, "handed to worker %d", target);
+    /* retire this end without giving back budget: the connection lives on */
+    px_server_set_state(s, PX_SERVER_CLOSING);
+    pool->n_local--;
+    px_io_close(&s->io, server_free_cb);
+    return true;
+}
+
+void px_server_adopt(px_worker_t *w, px_handoff_t *h)
+{
+    px_pool_budget_t *b = h->budget;
+    const char *database = b->key;
+    const char *user = b->key + strlen(b->key) + 1;
+    px_pool_t *pool = w->stopping ? NULL : px_pool_get(w, database, user);
+    px_server_t *s = pool ? calloc(1, sizeof(*s)) : NULL;
+    if (!s)
+        goto fail;
+    px_io_init(&s->io, w, PX_IO_SERVER);
+    s->pool = pool;
+    s->id = ++w->next_server_id;
+    s->tx_status = 'I';
+    s->be_pid = h->be_pid;
+    s->be_key = h->be_key;
+    px_list_init(&s->link);
+    if (uv_tcp_init(&w->loop, &s->io.tcp) != 0) {
+        free(s);
+        goto fail;
+    }
+    s->io.tcp.data = s;
+    if (uv_tcp_open(&s->io.tcp, h->fd) != 0) {
+        s->state = PX_SERVER_CLOSING;
+        px_io_close(&s->io, server_free_cb);
+        goto fail;
+    }
+    s->applied = h->applied;
+    s->state = PX_SERVER_CHECKING; /* pending until placed */
+    px_list_append(&pool->pending, &s->link);
+    pool->n_pending++;
+    pool->n_local++;
+    s->last_used = px_now(w);
+    if (px_io_start_read(&s->io) != 0) {
+        px_server_close(s, "server read error");
+        return;
+    }
+    SLOG(PX_LOG_DEBUG, s, "adopted from another worker, backend pid %u", s->be_pid);
+    px_pool_server_ready(s);
+    return;
+fail:
+    close(h->fd);
+    px_params_free(&h->applied);
+    atomic_fetch_sub(&b->open, 1);
 }

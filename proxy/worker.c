@@ -118,16 +118,25 @@ static void wakeup_cb(uv_async_t *a)
 {
     px_worker_t *w = a->data;
     px_cancel_msg_t cancels[PX_CANCEL_QUEUE];
+    px_handoff_t handoffs[PX_HANDOFF_QUEUE];
     pthread_mutex_lock(&w->inbox_lock);
     int n = w->n_cancels;
     memcpy(cancels, w->cancels, sizeof(cancels[0]) * (size_t)n);
     w->n_cancels = 0;
+    int nh = w->n_handoffs;
+    memcpy(handoffs, w->handoffs, sizeof(handoffs[0]) * (size_t)nh);
+    w->n_handoffs = 0;
     bool stop = w->stop_requested;
     bool reload = w->reload_requested;
     w->reload_requested = false;
     pthread_mutex_unlock(&w->inbox_lock);
     for (int i = 0; i < n; i++)
         px_worker_cancel(w, cancels[i].pid, cancels[i].key);
+    for (int i = 0; i < nh; i++)
+        px_server_adopt(w, &handoffs[i]);
+    /* another worker may be asking for budget this worker holds idle */
+    for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
+        px_pool_offer_idle(p);
     if (reload) {
         pthread_mutex_lock(&w->shared->lock);
         px_config_t *cfg = px_config_ref(w->shared->cfg);
@@ -154,6 +163,30 @@ void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key)
     }
     pthread_mutex_unlock(&w->inbox_lock);
     uv_async_send(&w->wakeup);
+}
+
+bool px_shared_post_handoff(px_shared_t *sh, int target, px_handoff_t *h)
+{
+    if (target < 0 || target >= sh->n_workers)
+        return false;
+    px_worker_t *w = &sh->workers[target];
+    bool ok = false;
+    pthread_mutex_lock(&w->inbox_lock);
+    if (w->n_handoffs < PX_HANDOFF_QUEUE && !w->stop_requested) {
+        w->handoffs[w->n_handoffs++] = *h;
+        ok = true;
+    }
+    pthread_mutex_unlock(&w->inbox_lock);
+    if (ok)
+        uv_async_send(&w->wakeup);
+    return ok;
+}
+
+void px_shared_wake_all(px_shared_t *sh, int except)
+{
+    for (int i = 0; i < sh->n_workers; i++)
+        if (i != except)
+            uv_async_send(&sh->workers[i].wakeup);
 }
 
 static void walk_close_cb(uv_handle_t *h, void *arg)
