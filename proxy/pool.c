@@ -191,7 +191,8 @@ static bool give_away(px_server_t *s)
         uint64_t bit = 1ull << target;
         /* claim the request so one connection moves per request */
         uint64_t cur = atomic_load(&pool->budget->wanted);
-        if ((cur & bit) && atomic_compare_exchange_strong(&pool->budget->wanted, &cur, cur & ~bit)) {
+        if ((cur & bit) &&
+            atomic_compare_exchange_strong(&pool->budget->wanted, &cur, cur & ~bit)) {
             if (px_server_handoff(s, target))
                 return true;
             atomic_fetch_or(&pool->budget->wanted, bit); /* could not: put it back */

@@ -253,7 +253,7 @@ struct px_client {
     bool unsynced;               /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;             /* the server asked for COPY data */
     uint8_t tx_status;           /* last ReadyForQuery status seen: I, T or E */
-    char peer[48];               /* "ip:port" for logs */
+    char peer[64];               /* "ip:port" for logs */
 };
 
 /* ---- server connection --------------------------------------------------- */
@@ -299,8 +299,8 @@ typedef struct px_welcome_param {
 
 /* Connection budget of one (database, user) across all workers. */
 typedef struct px_pool_budget {
-    char *key;          /* "database\0user" */
-    _Atomic int open;   /* server connections open across workers */
+    char *key;               /* "database\0user" */
+    _Atomic int open;        /* server connections open across workers */
     _Atomic uint64_t wanted; /* bit per worker with waiters and no budget */
     struct px_pool_budget *next;
     /* the first login's ParameterStatus, for every worker's welcome;
@@ -330,8 +330,10 @@ struct px_pool {
     px_list_t pending;         /* connecting, login, checking, resetting */
     px_list_t waiters;         /* px_client_t waiting for a server, FIFO */
     px_list_t welcome_waiters; /* px_client_t waiting for the welcome parameters */
-    int n_idle, n_active, n_pending, n_waiting;
-    int n_local; /* this worker's open server connections */
+    /* gauges: written by the owning worker, read by the admin thread */
+    _Atomic int n_idle, n_active, n_pending, n_waiting;
+    _Atomic int n_local;  /* this worker's open server connections */
+    _Atomic int n_pinned; /* clients pinned to a server connection now */
     px_pool_creds_t creds;
     px_welcome_param_t *welcome; /* ParameterStatus of the first login */
     int n_welcome;
@@ -370,11 +372,11 @@ struct px_worker {
     uv_timer_t tick;   /* timeouts, pool maintenance: every PX_TICK_MS */
     uv_async_t wakeup; /* cross-thread: cancels, stop, reload */
     px_shared_t *shared;
-    px_config_t *cfg;        /* snapshot in use; replaced at a safe point on reload */
-    px_pool_t *pools;        /* chain */
-    px_list_t login_clients; /* clients in STARTUP/AUTH/WELCOME, for the login deadline */
-    px_client_t **slots;     /* client by slot (id & 0xffffff) */
-    uint32_t n_slots;        /* highest slot handed out */
+    px_config_t *cfg;         /* snapshot in use; replaced at a safe point on reload */
+    px_pool_t *_Atomic pools; /* chain, prepend-only: readable from the admin thread */
+    px_list_t login_clients;  /* clients in STARTUP/AUTH/WELCOME, for the login deadline */
+    px_client_t **slots;      /* client by slot (id & 0xffffff) */
+    uint32_t n_slots;         /* highest slot handed out */
     uint32_t slots_cap;
     uint32_t free_slot;    /* head of the free-slot chain (stored in slots as tagged ints) */
     px_iobuf_t *free_bufs; /* standard-size buffer pool */

@@ -45,7 +45,7 @@ const char *px_server_state_to_str(px_server_state_t st)
     } while (0)
 
 /* The pool list that matches a state. */
-static px_list_t *state_list(px_server_t *s, px_server_state_t st, int **counter)
+static px_list_t *state_list(px_server_t *s, px_server_state_t st, _Atomic int **counter)
 {
     px_pool_t *p = s->pool;
     switch (st) {
@@ -69,7 +69,7 @@ void px_server_set_state(px_server_t *s, px_server_state_t st)
     px_server_state_t old = s->state;
     if (old == st)
         return;
-    int *cnt;
+    _Atomic int *cnt;
     px_list_t *l = state_list(s, old, &cnt);
     if (l) {
         px_list_del(&s->link);

@@ -221,6 +221,8 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
              c->state == PX_CLIENT_WELCOME)
         px_list_del(&c->link);
     c->state = PX_CLIENT_CLOSING;
+    if (c->pinned)
+        c->pool->n_pinned--;
     detach_server(c);
     px_io_close(&c->io, client_free_cb);
 }
@@ -690,6 +692,7 @@ static void pin(px_client_t *c, const char *why)
     if (c->pinned)
         return;
     c->pinned = true;
+    c->pool->n_pinned++;
     PX_STAT_INC(c->io.w, pins);
     CLOG(PX_LOG_INFO, c, "pinned to its server connection until it disconnects: %s", why);
 }
