@@ -20,6 +20,9 @@
 
 /* A client must wait this long before overflow connections open. */
 #define PX_OVERFLOW_DELAY_MS 500
+/* A worker's waiter must have waited this much longer than ours to take
+ * our connection: keeps connections from ping-ponging between workers. */
+#define PX_FAIR_SLACK_MS 20
 /* Overflow connections close after idling this long. */
 #define PX_OVERFLOW_IDLE_MS 5000
 
@@ -78,6 +81,7 @@ static px_client_t *oldest_waiter(px_pool_t *pool)
 }
 
 static void want_budget(px_pool_t *pool, bool want);
+static void publish_oldest(px_pool_t *pool);
 
 /* Open connections for waiting clients, within the shared budget. */
 static void launch(px_pool_t *pool)
@@ -147,6 +151,8 @@ bool px_pool_checkout(px_pool_t *pool, px_client_t *c)
     /* queue: state WAITING was set by the caller; join the list */
     px_list_append(&pool->waiters, &c->link);
     pool->n_waiting++;
+    if (pool->n_waiting == 1)
+        publish_oldest(pool);
     PX_STAT_INC(w, pool_waits);
     c->deadline = now + (uint64_t)(cfg->db_pool_timeout * 1000.0);
     launch(pool);
@@ -161,34 +167,49 @@ void px_pool_remove_waiter(px_client_t *c)
     px_list_del(&c->link);
     c->pool->n_waiting--;
     c->deadline = 0;
+    publish_oldest(c->pool);
 }
 
 static void want_budget(px_pool_t *pool, bool want)
 {
     uint64_t bit = 1ull << pool->w->index;
-    if (want == pool->wanting)
-        return;
     pool->wanting = want;
     if (want) {
-        atomic_fetch_or(&pool->budget->wanted, bit);
-        px_shared_wake_all(pool->w->shared, pool->w->index);
-    } else {
+        if (!(atomic_fetch_or(&pool->budget->wanted, bit) & bit))
+            px_shared_wake_all(pool->w->shared, pool->w->index);
+    } else if (atomic_load(&pool->budget->wanted) & bit) {
         atomic_fetch_and(&pool->budget->wanted, ~bit);
     }
 }
 
-/* Another worker is short of connections of this pool and this worker has
- * nobody waiting: hand @p s over. True when it was moved. */
+/* Publish when this worker's longest waiter started waiting, so workers
+ * can hand connections to whoever has waited longest. */
+static void publish_oldest(px_pool_t *pool)
+{
+    px_client_t *o = oldest_waiter(pool);
+    atomic_store_explicit(&pool->budget->oldest[pool->w->index], o ? o->wait_start | 1 : 0,
+                          memory_order_relaxed);
+}
+
+/* Another worker is short of connections of this pool: hand @p s over when
+ * nobody here waits, or when its clients have waited clearly longer than
+ * ours (fairness between workers). True when it was moved. */
 static bool give_away(px_server_t *s)
 {
     px_pool_t *pool = s->pool;
-    if (pool->wanting || oldest_waiter(pool))
+    uint64_t me = 1ull << pool->w->index;
+    uint64_t wanted = atomic_load(&pool->budget->wanted) & ~me;
+    if (!wanted)
         return false;
-    uint64_t mine = 1ull << pool->w->index;
-    uint64_t wanted = atomic_load(&pool->budget->wanted) & ~mine;
+    px_client_t *o = oldest_waiter(pool);
+    uint64_t mine = o ? o->wait_start : 0;
     while (wanted) {
         int target = __builtin_ctzll(wanted);
         uint64_t bit = 1ull << target;
+        wanted &= ~bit;
+        uint64_t theirs = atomic_load_explicit(&pool->budget->oldest[target], memory_order_relaxed);
+        if (o && (theirs == 0 || theirs + PX_FAIR_SLACK_MS >= mine))
+            continue; /* ours waited as long: keep it */
         /* claim the request so one connection moves per request */
         uint64_t cur = atomic_load(&pool->budget->wanted);
         if ((cur & bit) &&
@@ -198,7 +219,6 @@ static bool give_away(px_server_t *s)
             atomic_fetch_or(&pool->budget->wanted, bit); /* could not: put it back */
             return false;
         }
-        wanted &= ~bit;
     }
     return false;
 }
@@ -219,20 +239,31 @@ static void place(px_server_t *s)
     px_pool_t *pool = s->pool;
     px_worker_t *w = pool->w;
     s->deadline = 0;
-    if (!px_list_empty(&pool->waiters)) {
-        px_client_t *c = px_container_of(pool->waiters.next, px_client_t, link);
-        /* px_client_set_state(ACTIVE) in link_client takes it off the list */
-        link_client(s, c);
-        return;
-    }
     if (w->stopping) {
         px_server_close(s, "shutting down");
         return;
     }
     if (give_away(s))
         return;
+    if (!px_list_empty(&pool->waiters)) {
+        px_client_t *c = px_container_of(pool->waiters.next, px_client_t, link);
+        /* px_client_set_state(ACTIVE) in link_client takes it off the list */
+        link_client(s, c);
+        return;
+    }
     s->last_used = px_now(w);
     px_server_set_state(s, PX_SERVER_IDLE);
+}
+
+void px_pool_welcome_waiters(px_pool_t *pool)
+{
+    if (px_list_empty(&pool->welcome_waiters))
+        return;
+    while (!px_list_empty(&pool->welcome_waiters)) {
+        px_client_t *c = px_container_of(pool->welcome_waiters.next, px_client_t, link);
+        px_client_on_welcome(c, true); /* moves it off the list */
+    }
+    publish_oldest(pool);
 }
 
 void px_pool_server_ready(px_server_t *s)
@@ -241,11 +272,9 @@ void px_pool_server_ready(px_server_t *s)
     if (!pool->have_welcome && s->state == PX_SERVER_LOGIN) {
         pool->have_welcome = true;
         px_shared_publish_welcome(pool->w->shared, pool);
-        while (!px_list_empty(&pool->welcome_waiters)) {
-            px_client_t *c = px_container_of(pool->welcome_waiters.next, px_client_t, link);
-            px_client_on_welcome(c, true); /* moves it off the list */
-        }
     }
+    if (pool->have_welcome)
+        px_pool_welcome_waiters(pool);
     place(s);
 }
 
@@ -288,6 +317,7 @@ void px_pool_request_welcome(px_pool_t *pool, px_client_t *c)
 {
     (void)c;
     c->wait_start = px_now(pool->w);
+    publish_oldest(pool);
     launch(pool);
 }
 
@@ -306,6 +336,10 @@ void px_pool_tick(px_pool_t *pool, uint64_t now)
                        "became free within DB_POOL_TIMEOUT (%g s)",
                        pool->database, pool->user, cfg->db_pool_timeout);
     }
+    /* another worker's login may already have brought the welcome */
+    if (!px_list_empty(&pool->welcome_waiters) &&
+        (pool->have_welcome || px_shared_fetch_welcome(w->shared, pool)))
+        px_pool_welcome_waiters(pool);
     /* clients waiting for the first login past their login deadline */
     px_list_t *it = pool->welcome_waiters.next;
     while (it != &pool->welcome_waiters) {

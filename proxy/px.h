@@ -299,9 +299,10 @@ typedef struct px_welcome_param {
 
 /* Connection budget of one (database, user) across all workers. */
 typedef struct px_pool_budget {
-    char *key;               /* "database\0user" */
-    _Atomic int open;        /* server connections open across workers */
-    _Atomic uint64_t wanted; /* bit per worker with waiters and no budget */
+    char *key;                   /* "database\0user" */
+    _Atomic int open;            /* server connections open across workers */
+    _Atomic uint64_t wanted;     /* bit per worker with waiters and no budget */
+    _Atomic uint64_t oldest[64]; /* per worker: loop ms its oldest waiter queued, 0 = none */
     struct px_pool_budget *next;
     /* the first login's ParameterStatus, for every worker's welcome;
      * guarded by px_shared_t.lock, immutable once have_welcome is set */
@@ -402,12 +403,13 @@ struct px_worker {
 /* ---- process-wide state ------------------------------------------------- */
 
 struct px_shared {
-    pthread_mutex_t lock;      /* guards cfg, authfile, budgets */
-    px_config_t *cfg;          /* current snapshot (ref held) */
-    px_authfile_t *authfile;   /* current auth file or NULL */
-    int authfile_refs;         /* readers inside px_shared_lookup_secret */
-    px_pool_budget_t *budgets; /* chain */
-    _Atomic int n_clients;     /* across workers, for MAX_CLIENT_CONN */
+    pthread_mutex_t lock;                     /* guards cfg, authfile, budgets */
+    px_config_t *cfg;                         /* current snapshot (ref held) */
+    px_authfile_t *authfile;                  /* current auth file or NULL */
+    int authfile_refs;                        /* readers inside px_shared_lookup_secret */
+    px_pool_budget_t *budgets;                /* chain */
+    struct px_verifier_cache *verifiers[256]; /* SCRAM verifiers derived from plain secrets */
+    _Atomic int n_clients;                    /* across workers, for MAX_CLIENT_CONN */
     px_worker_t *workers;
     int n_workers;
     int listen_fd_family;
@@ -507,6 +509,8 @@ void px_pool_tick(px_pool_t *pool, uint64_t now);
 /** Hand idle connections to workers that asked for budget. */
 void px_pool_offer_idle(px_pool_t *pool);
 void px_pool_request_welcome(px_pool_t *pool, px_client_t *c);
+/** The pool has its welcome parameters: greet every client waiting for them. */
+void px_pool_welcome_waiters(px_pool_t *pool);
 
 /* worker.c */
 int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;
@@ -519,6 +523,13 @@ void px_worker_wreq_put(px_worker_t *w, uv_write_t *r);
 void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key);
 bool px_shared_post_handoff(px_shared_t *sh, int target, px_handoff_t *h) PX_MUSTCHECK_INT;
 void px_shared_wake_all(px_shared_t *sh, int except);
+/**
+ * A SCRAM verifier for a user whose secret is a plaintext password, derived
+ * once (PBKDF2 is the costliest part of a login) and reused while the
+ * password stays the same.
+ */
+bool px_shared_verifier_for_plain(px_shared_t *sh, const char *user, const px_secret_t *plain,
+                                  px_secret_t *out) PX_MUSTCHECK_INT;
 /** Copy the secret of @p user into @p out. False when the user is unknown. */
 bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out);
 px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user);

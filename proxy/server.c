@@ -728,7 +728,7 @@ bool px_server_handoff(px_server_t *s, int target)
 {
     px_worker_t *w = s->io.w;
     px_pool_t *pool = s->pool;
-    if (s->state != PX_SERVER_IDLE && s->state != PX_SERVER_ACTIVE)
+    if (s->state == PX_SERVER_CLOSING || s->state == PX_SERVER_CONNECTING)
         return false;
     if (s->client || s->io.out || s->fifo.count || s->io.pass_left ||
         (s->io.in && s->io.in->rpos != s->io.in->wpos) || s->tx_status != 'I')

@@ -488,6 +488,11 @@ static void begin_auth(px_client_t *c)
              * the reply does not tell which users exist */
             a->user_known = false;
             started = px_scram_server_init_mock(&a->scram, c->user);
+        } else if (k == PX_SECRET_PLAIN) {
+            px_secret_t v;
+            started = px_shared_verifier_for_plain(w->shared, c->user, &a->secret, &v) &&
+                      px_scram_server_init(&a->scram, &v);
+            OPENSSL_cleanse(&v, sizeof(v));
         } else {
             started = px_scram_server_init(&a->scram, &a->secret);
         }

@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "px.h"
 
 #define PX_SLOT_BITS 24
@@ -401,7 +404,73 @@ bool px_shared_fetch_welcome(px_shared_t *sh, px_pool_t *pool)
     pool->n_welcome = 0;
     bool ok = copy_welcome(&pool->welcome, &pool->n_welcome, b->welcome, b->n_welcome);
     pthread_mutex_unlock(&sh->lock);
-    if (ok)
+    if (ok) {
         pool->have_welcome = true;
+        px_pool_welcome_waiters(pool);
+    }
     return ok;
+}
+
+struct px_verifier_cache {
+    struct px_verifier_cache *next;
+    char user[PX_AUTH_NAME_MAX];
+    uint8_t pw_digest[32]; /* SHA-256 of the password it was derived from */
+    px_secret_t verifier;
+};
+
+#define PX_VERIFIER_CACHE_MAX 8192
+
+static unsigned verifier_bucket(const char *user)
+{
+    unsigned h = 2166136261u;
+    for (; *user; user++)
+        h = (h ^ (uint8_t)*user) * 16777619u;
+    return h & 255u;
+}
+
+bool px_shared_verifier_for_plain(px_shared_t *sh, const char *user, const px_secret_t *plain,
+                                  px_secret_t *out)
+{
+    uint8_t digest[32];
+    unsigned dlen = 0;
+    if (plain->kind != PX_SECRET_PLAIN || strlen(user) >= PX_AUTH_NAME_MAX ||
+        !EVP_Digest(plain->text, strlen(plain->text), digest, &dlen, EVP_sha256(), NULL))
+        return false;
+    unsigned b = verifier_bucket(user);
+    bool found = false;
+    pthread_mutex_lock(&sh->lock);
+    for (struct px_verifier_cache *e = sh->verifiers[b]; e; e = e->next) {
+        if (strcmp(e->user, user) == 0 && CRYPTO_memcmp(e->pw_digest, digest, 32) == 0) {
+            *out = e->verifier;
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (found)
+        return true;
+    char text[PX_AUTH_SECRET_MAX];
+    if (!px_scram_make_verifier(plain->text, 4096, text, sizeof(text)) ||
+        !px_secret_parse(text, out)) {
+        OPENSSL_cleanse(text, sizeof(text));
+        return false;
+    }
+    OPENSSL_cleanse(text, sizeof(text));
+    struct px_verifier_cache *e = calloc(1, sizeof(*e));
+    if (!e)
+        return true; /* derived, just not cached */
+    snprintf(e->user, sizeof(e->user), "%s", user);
+    memcpy(e->pw_digest, digest, 32);
+    e->verifier = *out;
+    pthread_mutex_lock(&sh->lock);
+    static int count;
+    if (count < PX_VERIFIER_CACHE_MAX) {
+        e->next = sh->verifiers[b];
+        sh->verifiers[b] = e;
+        count++;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    free(e);
+    return true;
 }
