@@ -107,6 +107,33 @@ void px_sender_init(px_sender_t *s, px_io_t *dst)
     s->n = 0;
     s->bytes = 0;
     s->scratch_used = 0;
+    s->n_heap = 0;
+}
+
+static void sender_reset(px_sender_t *s)
+{
+    s->scratch_used = 0;
+    for (int i = 0; i < s->n_heap; i++)
+        free(s->heap[i]);
+    s->n_heap = 0;
+}
+
+void *px_sender_alloc(px_sender_t *s, size_t n)
+{
+    /* room for the span that will follow, so no flush invalidates this */
+    if (s->n >= PX_SENDER_IOV - 1 && px_sender_flush(s) != 0)
+        return NULL;
+    if (n <= sizeof(s->scratch) - s->scratch_used) {
+        void *p = s->scratch + s->scratch_used;
+        s->scratch_used += n;
+        return p;
+    }
+    if (s->n_heap == (int)(sizeof(s->heap) / sizeof(s->heap[0])) && px_sender_flush(s) != 0)
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        s->heap[s->n_heap++] = p;
+    return p;
 }
 
 bool px_sender_span(px_sender_t *s, const void *p, size_t n)
@@ -134,6 +161,8 @@ bool px_sender_span(px_sender_t *s, const void *p, size_t n)
 
 px_wbuf_t px_sender_wbuf(px_sender_t *s)
 {
+    if (s->n >= PX_SENDER_IOV - 1 && px_sender_flush(s) != 0)
+        return px_wbuf_make(s->scratch, 0); /* fails on first use */
     return px_wbuf_make(s->scratch + s->scratch_used, sizeof(s->scratch) - s->scratch_used);
 }
 
@@ -153,6 +182,9 @@ static void write_cb(uv_write_t *req, int status)
     px_io_t *io = (px_io_t *)req->data;
     px_worker_wreq_put(io->w, req);
     io->wreq = NULL;
+    bool retired = io->out_retired != NULL;
+    px_iobuf_put(io->w, io->out_retired);
+    io->out_retired = NULL;
     if (io->closing || status == UV_ECANCELED) {
         px_iobuf_put(io->w, io->out);
         io->out = NULL;
@@ -165,7 +197,8 @@ static void write_cb(uv_write_t *req, int status)
             px_server_close((px_server_t *)io, "server write error");
         return;
     }
-    io->out->rpos += io->out_inflight;
+    if (!retired)
+        io->out->rpos += io->out_inflight; /* else the write read the retired buffer */
     io->out_inflight = 0;
     if (io->out->rpos < io->out->wpos) {
         /* more was appended while the write was in flight */
@@ -214,6 +247,8 @@ static int start_write(px_io_t *io)
 /* Slack kept in a fresh output buffer so small replies can be appended while
  * a write is in flight without growing it. */
 #define PX_OUT_SLACK 8192
+/* Most bytes a destination may hold unsent: one maximal message and change. */
+#define PX_OUT_HARD_CAP (80u * 1024 * 1024)
 
 int px_sender_flush(px_sender_t *s)
 {
@@ -226,7 +261,7 @@ int px_sender_flush(px_sender_t *s)
     s->n = 0;
     s->bytes = 0;
     if (io->closing) {
-        s->scratch_used = 0;
+        sender_reset(s);
         return UV_ECANCELED;
     }
     size_t done = 0;
@@ -235,11 +270,11 @@ int px_sender_flush(px_sender_t *s)
         if (rc >= 0)
             done = (size_t)rc;
         else if (rc != UV_EAGAIN) {
-            s->scratch_used = 0;
+            sender_reset(s);
             return rc;
         }
         if (done == total) {
-            s->scratch_used = 0;
+            sender_reset(s);
             return 0;
         }
     }
@@ -248,13 +283,32 @@ int px_sender_flush(px_sender_t *s)
     if (!io->out) {
         io->out = px_iobuf_get(io->w, (uint32_t)(rest + PX_OUT_SLACK));
         if (!io->out) {
-            s->scratch_used = 0;
+            sender_reset(s);
             return UV_ENOMEM;
         }
     } else if (io->out->cap - io->out->wpos < rest) {
-        /* a source ignored backpressure by more than the slack: hard cap */
-        s->scratch_used = 0;
-        return UV_ENOBUFS;
+        /* one large message after the destination filled up: move what is
+         * not yet in flight to a bigger buffer; the old one stays alive for
+         * the write that reads it. Beyond the hard cap a source is ignoring
+         * backpressure. */
+        uint32_t keep_from = io->out->rpos + (io->out_retired ? 0 : io->out_inflight);
+        size_t pending = io->out->wpos - keep_from;
+        if (io->out_retired || pending + rest > PX_OUT_HARD_CAP) {
+            sender_reset(s);
+            return UV_ENOBUFS;
+        }
+        px_iobuf_t *nb = px_iobuf_get(io->w, (uint32_t)(pending + rest + PX_OUT_SLACK));
+        if (!nb) {
+            sender_reset(s);
+            return UV_ENOMEM;
+        }
+        memcpy(nb->data, io->out->data + keep_from, pending);
+        nb->wpos = (uint32_t)pending;
+        if (io->wreq)
+            io->out_retired = io->out;
+        else
+            px_iobuf_put(io->w, io->out);
+        io->out = nb;
     }
     size_t skip = done;
     for (int i = 0; i < n; i++) {
@@ -270,7 +324,7 @@ int px_sender_flush(px_sender_t *s)
         memcpy(io->out->data + io->out->wpos, p, len);
         io->out->wpos += (uint32_t)len;
     }
-    s->scratch_used = 0;
+    sender_reset(s);
     if (!io->wreq)
         return start_write(io);
     return 0;

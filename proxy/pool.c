@@ -122,7 +122,7 @@ static void start_check(px_server_t *s)
     px_sender_init(&snd, &s->io);
     px_server_set_state(s, PX_SERVER_CHECKING);
     s->deadline = px_now(s->io.w) + 5000;
-    if (!px_server_inject(s, &snd, "", PX_REQ_SKIP) || px_sender_flush(&snd) != 0)
+    if (!px_server_inject(s, &snd, "", PX_REQ_SKIP_QUERY) || px_sender_flush(&snd) != 0)
         px_server_close(s, "pre-use check failed");
 }
 

@@ -21,6 +21,7 @@
 #include "px_codec.h"
 #include "px_config.h"
 #include "px_log.h"
+#include "stmt.h"
 
 #define PX_MUSTCHECK_INT __attribute__((warn_unused_result))
 
@@ -120,18 +121,19 @@ typedef enum px_io_kind {
 
 /* The socket half common to client sessions and server connections. */
 typedef struct px_io {
-    uv_tcp_t tcp;          /* the socket; its close callback frees the owner */
-    px_worker_t *w;        /* owning worker */
-    px_iobuf_t *in;        /* received bytes, attached lazily, returned when empty */
-    px_iobuf_t *out;       /* bytes not yet accepted by the socket (one uv_write in flight) */
-    uv_write_t *wreq;      /* the in-flight write, from the worker's free list */
-    uint32_t out_inflight; /* bytes of out handed to the in-flight uv_write */
-    uint32_t pass_left;    /* body bytes of the current message still to pass or skip */
-    uint8_t kind;          /* px_io_kind_t */
-    bool pass_skip;        /* the current message is being skipped, not forwarded */
-    bool reading;          /* uv_read_start is active */
-    bool paused;           /* the peer's output is full: stopped reading until it drains */
-    bool closing;          /* uv_close was called; everything else is a no-op */
+    uv_tcp_t tcp;            /* the socket; its close callback frees the owner */
+    px_worker_t *w;          /* owning worker */
+    px_iobuf_t *in;          /* received bytes, attached lazily, returned when empty */
+    px_iobuf_t *out;         /* bytes not yet accepted by the socket (one uv_write in flight) */
+    px_iobuf_t *out_retired; /* an outgrown out buffer the in-flight write still reads */
+    uv_write_t *wreq;        /* the in-flight write, from the worker's free list */
+    uint32_t out_inflight;   /* bytes of out handed to the in-flight uv_write */
+    uint32_t pass_left;      /* body bytes of the current message still to pass or skip */
+    uint8_t kind;            /* px_io_kind_t */
+    bool pass_skip;          /* the current message is being skipped, not forwarded */
+    bool reading;            /* uv_read_start is active */
+    bool paused;             /* the peer's output is full: stopped reading until it drains */
+    bool closing;            /* uv_close was called; everything else is a no-op */
 } px_io_t;
 
 /* Collects what one processing pass sends to one destination: spans of the
@@ -144,43 +146,79 @@ typedef struct px_sender {
     int n;
     size_t bytes;
     size_t scratch_used;
+    void *heap[4]; /* larger rewritten messages, freed at flush */
+    int n_heap;
     uint8_t scratch[PX_SENDER_SCRATCH];
 } px_sender_t;
 
 /* ---- outstanding-request FIFO ------------------------------------------- */
 
-/* What to do with the server's replies up to the next ReadyForQuery. */
-typedef enum px_req_action {
-    PX_REQ_FORWARD = 0, /* the client's own request: pass replies through */
-    PX_REQ_SKIP,        /* a request the proxy injected: swallow the replies */
-    PX_REQ_SKIP_SET,    /* an injected SET batch: swallow, but report errors as warnings */
-} px_req_action_t;
+/*
+ * One entry per request that gets a reply, in the order the server will
+ * answer: what ends the entry's replies, and whether they go to the client,
+ * are swallowed (the proxy injected the request) or are made up by the proxy
+ * (the request never went to the server).
+ */
+typedef enum px_req_kind {
+    PX_REQ_QUERY = 0,   /* client Query: replies up to ReadyForQuery */
+    PX_REQ_FUNC,        /* client FunctionCall: up to ReadyForQuery */
+    PX_REQ_SYNC,        /* client Sync: ReadyForQuery */
+    PX_REQ_PARSE,       /* client Parse: ParseComplete */
+    PX_REQ_BIND,        /* client Bind: BindComplete */
+    PX_REQ_CLOSE,       /* client Close: CloseComplete */
+    PX_REQ_DESCRIBE,    /* client Describe: [ParameterDescription] RowDescription|NoData */
+    PX_REQ_EXECUTE,     /* client Execute: rows, then CommandComplete|PortalSuspended|EmptyQuery */
+    PX_REQ_SKIP_QUERY,  /* injected Query: swallow up to ReadyForQuery */
+    PX_REQ_SKIP_SET,    /* injected settings: swallow, errors become warnings */
+    PX_REQ_SKIP_PARSE,  /* injected Parse: swallow ParseComplete */
+    PX_REQ_SKIP_CLOSE,  /* injected Close: swallow CloseComplete */
+    PX_REQ_SYNTH_PARSE, /* answer ParseComplete ourselves */
+    PX_REQ_SYNTH_CLOSE, /* answer CloseComplete ourselves */
+    PX_REQ_SYNTH_DEALLOC, /* answer a DEALLOCATE query ourselves */
+} px_req_kind_t;
 
-#define PX_FIFO_CAP 256 /* power of two */
+typedef struct px_req {
+    uint8_t kind; /* px_req_kind_t */
+    bool has_key; /* key names a server-side statement this request creates */
+    px_stmt_key_t key;
+} px_req_t;
+
+#define PX_FIFO_INLINE 8
+#define PX_FIFO_MAX    65536 /* requests in flight on one server connection */
 typedef struct px_fifo {
-    uint8_t items[PX_FIFO_CAP]; /* px_req_action_t */
-    uint16_t head;
-    uint16_t count;
+    px_req_t *items; /* ring: inline_items or a heap array */
+    uint32_t cap;    /* power of two */
+    uint32_t head;
+    uint32_t count;
+    px_req_t inline_items[PX_FIFO_INLINE];
 } px_fifo_t;
 
+static inline void px_fifo_init(px_fifo_t *f)
+{
+    f->items = f->inline_items;
+    f->cap = PX_FIFO_INLINE;
+    f->head = f->count = 0;
+}
 static inline bool px_fifo_full(const px_fifo_t *f)
 {
-    return f->count == PX_FIFO_CAP;
+    return f->count >= PX_FIFO_MAX;
 }
-static inline void px_fifo_push(px_fifo_t *f, px_req_action_t a)
+static inline px_req_t *px_fifo_peek(px_fifo_t *f)
 {
-    f->items[(f->head + f->count) & (PX_FIFO_CAP - 1)] = (uint8_t)a;
-    f->count++;
+    return f->count ? &f->items[f->head] : NULL;
 }
-static inline px_req_action_t px_fifo_peek(const px_fifo_t *f)
+static inline px_req_t *px_fifo_at(px_fifo_t *f, uint32_t i)
 {
-    return (px_req_action_t)f->items[f->head];
+    return &f->items[(f->head + i) & (f->cap - 1)];
 }
 static inline void px_fifo_pop(px_fifo_t *f)
 {
-    f->head = (uint16_t)((f->head + 1) & (PX_FIFO_CAP - 1));
+    f->head = (f->head + 1) & (f->cap - 1);
     f->count--;
 }
+/** Append; false when out of memory or at PX_FIFO_MAX. */
+bool px_fifo_push(px_fifo_t *f, px_req_kind_t kind, const px_stmt_key_t *key) PX_MUSTCHECK_INT;
+void px_fifo_free(px_fifo_t *f);
 
 /* ---- session parameters ------------------------------------------------- */
 
@@ -246,6 +284,7 @@ struct px_client {
     uint64_t deadline;           /* login or pool-wait deadline (loop ms), 0 = none */
     uint64_t wait_start;         /* when it queued for a server (loop ms) */
     px_params_t params;          /* startup parameters to replay on server connections */
+    px_stmt_map_t stmts;         /* its named prepared statements (transaction mode) */
     char *user;                  /* owned */
     char *database;              /* owned */
     struct px_client_auth *auth; /* login-time state, freed once logged in */
@@ -278,6 +317,8 @@ struct px_server {
     px_client_t *client;      /* linked client while ACTIVE */
     uv_connect_t connect_req; /* TCP connect */
     px_fifo_t fifo;           /* outstanding requests, popped at ReadyForQuery */
+    px_stmt_set_t *stmts;     /* server-side statements prepared on it (lazy) */
+    bool ignore_till_sync;    /* after an extended-query error: it skips to Sync */
     px_params_t applied;      /* settings the proxy has SET on this connection */
     uint32_t id;              /* proxy-local id for logs */
     uint32_t be_pid;          /* BackendKeyData from PostgreSQL, for cancels */
@@ -358,7 +399,8 @@ typedef struct px_handoff {
     int fd;
     px_pool_budget_t *budget; /* identifies (database, user) */
     uint32_t be_pid, be_key;
-    px_params_t applied; /* ownership moves with the message */
+    px_params_t applied;  /* ownership moves with the message */
+    px_stmt_set_t *stmts; /* likewise */
 } px_handoff_t;
 
 #define PX_HANDOFF_QUEUE 64
@@ -434,6 +476,12 @@ void px_sender_init(px_sender_t *s, px_io_t *dst);
 bool px_sender_span(px_sender_t *s, const void *p, size_t n) PX_MUSTCHECK_INT;
 /** A builder over the sender's scratch; px_sender_commit adds what was built. */
 px_wbuf_t px_sender_wbuf(px_sender_t *s);
+/**
+ * Memory for a message of @p n bytes that stays valid until the next flush
+ * (queue it with px_sender_span). NULL when out of memory or the flush it
+ * needed failed.
+ */
+void *px_sender_alloc(px_sender_t *s, size_t n);
 bool px_sender_commit(px_sender_t *s, px_wbuf_t *wb) PX_MUSTCHECK_INT;
 /**
  * Write everything queued: try the socket first, keep the rest in dst->out
@@ -483,9 +531,16 @@ void px_server_set_state(px_server_t *s, px_server_state_t st);
 void px_server_close(px_server_t *s, const char *why);
 void px_server_process(px_server_t *srv);
 void px_server_resume(px_server_t *s);
-/** Send a query whose replies are swallowed (ping, DISCARD ALL, SET batch). */
+/** Send a query whose replies are swallowed (ping, DISCARD ALL, settings). */
 bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql,
-                      px_req_action_t action) PX_MUSTCHECK_INT;
+                      px_req_kind_t kind) PX_MUSTCHECK_INT;
+/** Prepare a client's statement under its server-side name; the reply is swallowed. */
+bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
+                            const uint8_t *rest, size_t rest_len) PX_MUSTCHECK_INT;
+/** Close a server-side statement (evicted); the reply is swallowed. */
+bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key) PX_MUSTCHECK_INT;
+/** Emit the replies the proxy makes up, while they are at the head of the FIFO. */
+bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client) PX_MUSTCHECK_INT;
 void px_server_send_cancel(px_server_t *s);
 void px_server_check_timeouts(px_pool_t *pool, uint64_t now);
 /** Move idle @p s to worker @p target; false when it cannot (then nothing changed). */

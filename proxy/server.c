@@ -96,6 +96,8 @@ static void server_free_cb(uv_handle_t *h)
     if (!s->io.wreq)
         px_iobuf_put(w, s->io.out);
     px_params_free(&s->applied);
+    px_fifo_free(&s->fifo);
+    px_stmt_set_free(s->stmts);
     if (s->scram) {
         OPENSSL_cleanse(s->scram, sizeof(*s->scram));
         free(s->scram);
@@ -202,6 +204,7 @@ px_server_t *px_server_open(px_pool_t *pool)
     s->pool = pool;
     s->id = ++w->next_server_id;
     s->tx_status = 'I';
+    px_fifo_init(&s->fifo);
     px_list_init(&s->link);
     if (uv_tcp_init(&w->loop, &s->io.tcp) != 0) {
         free(s);
@@ -417,22 +420,56 @@ static bool login_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
 
 /* ---- the request/reply cycle ------------------------------------------------ */
 
-bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql, px_req_action_t action)
+bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql, px_req_kind_t kind)
 {
-    if (px_fifo_full(&s->fifo))
-        return false;
     size_t n = strlen(sql);
-    /* a SET batch can be larger than the sender's scratch: build in place */
-    if (n + 16 > sizeof(snd->scratch) - snd->scratch_used) {
-        if (px_sender_flush(snd) != 0 || n + 16 > sizeof(snd->scratch))
-            return false;
-    }
-    px_wbuf_t wb = px_sender_wbuf(snd);
-    px_build_query(&wb, sql);
-    if (!px_sender_commit(snd, &wb))
+    void *p = px_sender_alloc(snd, n + 6);
+    if (!p)
         return false;
-    px_fifo_push(&s->fifo, action);
-    return true;
+    px_wbuf_t wb = px_wbuf_make(p, n + 6);
+    px_build_query(&wb, sql);
+    if (wb.failed || !px_sender_span(snd, p, wb.len))
+        return false;
+    return px_fifo_push(&s->fifo, kind, NULL);
+}
+
+/* Build a Parse/Close for a server-side statement name into the sender. */
+bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
+                            const uint8_t *rest, size_t rest_len)
+{
+    char name[PX_STMT_NAME_LEN];
+    px_stmt_name(key, name);
+    size_t nl = strlen(name) + 1;
+    size_t total = PX_MSG_HDR_LEN + nl + rest_len;
+    uint8_t *p = px_sender_alloc(snd, total);
+    if (!p)
+        return false;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, 'P');
+    px_wbuf_put_bytes(&wb, name, nl);
+    px_wbuf_put_bytes(&wb, rest, rest_len);
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(snd, p, wb.len))
+        return false;
+    return px_fifo_push(&s->fifo, PX_REQ_SKIP_PARSE, &key);
+}
+
+bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key)
+{
+    char name[PX_STMT_NAME_LEN];
+    px_stmt_name(key, name);
+    size_t total = PX_MSG_HDR_LEN + 1 + strlen(name) + 1;
+    uint8_t *p = px_sender_alloc(snd, total);
+    if (!p)
+        return false;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, 'C');
+    px_wbuf_put_byte(&wb, 'S');
+    px_wbuf_put_cstr(&wb, name);
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(snd, p, wb.len))
+        return false;
+    return px_fifo_push(&s->fifo, PX_REQ_SKIP_CLOSE, NULL);
 }
 
 void px_server_resume(px_server_t *s)
@@ -459,6 +496,102 @@ static bool idle_msg(px_server_t *s, const px_msg_hdr_t *hdr, px_span_t body)
     }
     px_server_close(s, "unexpected message from server");
     return false;
+}
+
+static bool req_is_client(uint8_t kind)
+{
+    return kind <= PX_REQ_EXECUTE;
+}
+
+static bool req_is_synth(uint8_t kind)
+{
+    return kind >= PX_REQ_SYNTH_PARSE;
+}
+
+/* Replies that end a request of this kind. */
+static bool req_ends(uint8_t kind, uint8_t type)
+{
+    switch (kind) {
+    case PX_REQ_QUERY:
+    case PX_REQ_FUNC:
+    case PX_REQ_SYNC:
+    case PX_REQ_SKIP_QUERY:
+    case PX_REQ_SKIP_SET:
+        return type == 'Z';
+    case PX_REQ_PARSE:
+    case PX_REQ_SKIP_PARSE:
+        return type == '1';
+    case PX_REQ_BIND:
+        return type == '2';
+    case PX_REQ_CLOSE:
+    case PX_REQ_SKIP_CLOSE:
+        return type == '3';
+    case PX_REQ_DESCRIBE:
+        return type == 'T' || type == 'n';
+    case PX_REQ_EXECUTE:
+        return type == 'C' || type == 's' || type == 'I';
+    default:
+        return false;
+    }
+}
+
+/* Extended-query requests: an error makes the server skip them up to Sync. */
+static bool req_is_extended(uint8_t kind)
+{
+    return kind == PX_REQ_PARSE || kind == PX_REQ_BIND || kind == PX_REQ_CLOSE ||
+           kind == PX_REQ_DESCRIBE || kind == PX_REQ_EXECUTE || kind == PX_REQ_SKIP_PARSE ||
+           kind == PX_REQ_SKIP_CLOSE || kind == PX_REQ_SYNTH_PARSE || kind == PX_REQ_SYNTH_CLOSE;
+}
+
+/*
+ * Answer the requests the proxy answers itself while they are at the head
+ * of the FIFO, so their replies keep their place in the stream.
+ */
+bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
+{
+    px_req_t *r;
+    while ((r = px_fifo_peek(&s->fifo)) && req_is_synth(r->kind)) {
+        uint8_t kind = r->kind;
+        px_fifo_pop(&s->fifo);
+        if (!to_client || !to_client->dst)
+            continue;
+        px_wbuf_t wb = px_sender_wbuf(to_client);
+        if (kind == PX_REQ_SYNTH_PARSE) {
+            px_wbuf_begin(&wb, '1');
+            px_wbuf_end(&wb);
+        } else if (kind == PX_REQ_SYNTH_CLOSE) {
+            px_wbuf_begin(&wb, '3');
+            px_wbuf_end(&wb);
+        } else {
+            px_wbuf_begin(&wb, 'C');
+            px_wbuf_put_cstr(&wb, "DEALLOCATE");
+            px_wbuf_end(&wb);
+            px_build_ready(&wb, s->tx_status);
+        }
+        if (!px_sender_commit(to_client, &wb))
+            return false;
+    }
+    return true;
+}
+
+/* An error ended an extended-query request: the server now skips every
+ * message up to the next Sync, so drop their entries (the statements they
+ * would have created do not exist). */
+static void error_skip_to_sync(px_server_t *s)
+{
+    px_req_t *r;
+    bool found_sync = false;
+    while ((r = px_fifo_peek(&s->fifo))) {
+        if (!req_is_extended(r->kind)) {
+            found_sync = r->kind == PX_REQ_SYNC;
+            break;
+        }
+        if (r->has_key && s->stmts)
+            px_stmt_set_del(s->stmts, r->key);
+        px_fifo_pop(&s->fifo);
+    }
+    if (!found_sync)
+        s->ignore_till_sync = true;
 }
 
 void px_server_process(px_server_t *s)
@@ -503,7 +636,7 @@ void px_server_process(px_server_t *s)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool login = s->state == PX_SERVER_LOGIN;
-        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'S' || !c;
+        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || !c;
         if (inspect && avail < whole) {
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
                 px_server_close(s, "out of memory");
@@ -518,15 +651,19 @@ void px_server_process(px_server_t *s)
                 return;
             continue;
         }
-        px_req_action_t action = s->fifo.count ? px_fifo_peek(&s->fifo) : PX_REQ_FORWARD;
-        if (!c && action == PX_REQ_FORWARD) {
-            /* nobody to forward to: unsolicited message on an unused connection */
+        if (!px_server_drain_synth(s, c ? &to_client : NULL))
+            goto client_broken;
+        px_req_t *req = px_fifo_peek(&s->fifo);
+        uint8_t kind = req ? req->kind : PX_REQ_QUERY;
+        bool forward = c && (!req || req_is_client(kind));
+        if (!req && !c) {
+            /* nobody asked: an unsolicited message on an unused connection */
             in->rpos += whole;
             if (!idle_msg(s, &hdr, body))
                 return;
             continue;
         }
-        bool forward = action == PX_REQ_FORWARD;
+        bool pop = req && req_ends(kind, hdr.type);
         switch (hdr.type) {
         case 'Z': {
             uint8_t st;
@@ -535,8 +672,17 @@ void px_server_process(px_server_t *s)
                 return;
             }
             s->tx_status = st;
-            if (s->fifo.count)
-                px_fifo_pop(&s->fifo);
+            if (req && !pop) {
+                /* ReadyForQuery while extended requests are outstanding: the
+                 * two sides no longer agree; never lend this connection again */
+                SLOG(PX_LOG_ERROR, s, "protocol out of sync: ReadyForQuery with %s outstanding",
+                     "an extended-query request");
+                if (c)
+                    px_client_fail(c, PX_CLOSE_INTERNAL, "08P01",
+                                   "protocol out of sync with the server");
+                px_server_close(s, "protocol out of sync");
+                return;
+            }
             if (c && forward) {
                 c->tx_status = st;
                 c->in_copy_in = false;
@@ -546,7 +692,7 @@ void px_server_process(px_server_t *s)
             break;
         }
         case 'E':
-            if (action == PX_REQ_SKIP_SET && c) {
+            if (kind == PX_REQ_SKIP_SET && c) {
                 /* a startup setting of this client the server refused: tell
                  * the client as a warning rather than failing its query */
                 px_error_fields_t ef;
@@ -559,8 +705,20 @@ void px_server_process(px_server_t *s)
                     if (!px_sender_commit(&to_client, &wb))
                         goto client_broken;
                 }
-            } else if (!forward) {
-                SLOG(PX_LOG_WARN, s, "error from a proxy-issued query");
+            } else if (kind == PX_REQ_SKIP_PARSE && c) {
+                forward = true; /* the client's statement no longer prepares: say why */
+            } else if (!forward && req) {
+                SLOG(PX_LOG_WARN, s, "error from a proxy-issued request");
+            }
+            if (req && req_is_extended(kind)) {
+                /* forward or drop this message first, then skip to Sync */
+                uint32_t n = whole;
+                if (forward && !px_sender_span(&to_client, p, n))
+                    goto client_broken;
+                forwarded += forward ? n : 0;
+                in->rpos += n;
+                error_skip_to_sync(s);
+                continue;
             }
             break;
         case 'G':
@@ -571,19 +729,19 @@ void px_server_process(px_server_t *s)
         default:
             break;
         }
-        if (forward && c) {
-            uint32_t n = avail < whole ? (uint32_t)avail : whole;
+        uint32_t n = avail < whole ? (uint32_t)avail : whole;
+        if (forward) {
             if (!px_sender_span(&to_client, p, n))
                 goto client_broken;
             forwarded += n;
-            in->rpos += n;
-            s->io.pass_left = whole - n;
-            s->io.pass_skip = false;
-        } else {
-            uint32_t n = avail < whole ? (uint32_t)avail : whole;
-            in->rpos += n;
-            s->io.pass_left = whole - n;
-            s->io.pass_skip = true;
+        }
+        in->rpos += n;
+        s->io.pass_left = whole - n;
+        s->io.pass_skip = !forward;
+        if (pop) {
+            px_fifo_pop(&s->fifo);
+            if (!px_server_drain_synth(s, c ? &to_client : NULL))
+                goto client_broken;
         }
         if (hdr.type == 'Z' && s->fifo.count == 0) {
             if (s->state == PX_SERVER_CHECKING || s->state == PX_SERVER_RESETTING) {
@@ -622,6 +780,7 @@ void px_server_process(px_server_t *s)
          * the client goes on with whatever it already sent */
         c->server = NULL;
         s->client = NULL;
+        s->ignore_till_sync = false;
         px_client_set_state(c, PX_CLIENT_IDLE);
         s->io.paused = false;
         if (px_io_start_read(&s->io) != 0) {
@@ -730,7 +889,7 @@ bool px_server_handoff(px_server_t *s, int target)
     px_pool_t *pool = s->pool;
     if (s->state == PX_SERVER_CLOSING || s->state == PX_SERVER_CONNECTING)
         return false;
-    if (s->client || s->io.out || s->fifo.count || s->io.pass_left ||
+    if (s->client || s->io.out || s->fifo.count || s->io.pass_left || s->ignore_till_sync ||
         (s->io.in && s->io.in->rpos != s->io.in->wpos) || s->tx_status != 'I')
         return false;
     uv_os_fd_t fd;
@@ -739,12 +898,13 @@ bool px_server_handoff(px_server_t *s, int target)
     int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0)
         return false;
-    px_handoff_t h = {nfd, pool->budget, s->be_pid, s->be_key, s->applied};
+    px_handoff_t h = {nfd, pool->budget, s->be_pid, s->be_key, s->applied, s->stmts};
     if (!px_shared_post_handoff(w->shared, target, &h)) {
         close(nfd);
         return false;
     }
     memset(&s->applied, 0, sizeof(s->applied)); /* moved with the message */
+    s->stmts = NULL;
     SLOG(PX_LOG_DEBUG, s, "handed to worker %d", target);
     /* retire this end without giving back budget: the connection lives on */
     px_server_set_state(s, PX_SERVER_CLOSING);
@@ -768,6 +928,7 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
     s->tx_status = 'I';
     s->be_pid = h->be_pid;
     s->be_key = h->be_key;
+    px_fifo_init(&s->fifo);
     px_list_init(&s->link);
     if (uv_tcp_init(&w->loop, &s->io.tcp) != 0) {
         free(s);
@@ -780,6 +941,8 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
         goto fail;
     }
     s->applied = h->applied;
+    s->stmts = h->stmts;
+    h->stmts = NULL;
     s->state = PX_SERVER_CHECKING; /* pending until placed */
     px_list_append(&pool->pending, &s->link);
     pool->n_pending++;
@@ -795,5 +958,6 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
 fail:
     close(h->fd);
     px_params_free(&h->applied);
+    px_stmt_set_free(h->stmts);
     atomic_fetch_sub(&b->open, 1);
 }

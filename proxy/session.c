@@ -159,6 +159,7 @@ static void client_free_cb(uv_handle_t *h)
     /* an in-flight write's callback runs (ECANCELED) before the close
      * callback and has already returned its buffer */
     px_params_free(&c->params);
+    px_stmt_map_clear(&c->stmts);
     free(c->user);
     free(c->database);
     if (c->auth) {
@@ -183,7 +184,8 @@ static void detach_server(px_client_t *c)
     c->server = NULL;
     s->client = NULL;
     px_config_t *cfg = px_worker_cfg(c->io.w);
-    bool busy = s->fifo.count > 0 || c->unsynced || s->io.pass_left > 0 || c->in_copy_in;
+    bool busy = s->fifo.count > 0 || c->unsynced || s->io.pass_left > 0 || c->in_copy_in ||
+                s->ignore_till_sync;
     if (busy) {
         px_server_send_cancel(s);
         px_server_close(s, "client left in the middle of a request");
@@ -198,10 +200,11 @@ static void detach_server(px_client_t *c)
     px_sender_init(&snd, &s->io);
     bool ok = true;
     if (s->tx_status != 'I')
-        ok = px_server_inject(s, &snd, "ROLLBACK", PX_REQ_SKIP);
+        ok = px_server_inject(s, &snd, "ROLLBACK", PX_REQ_SKIP_QUERY);
     if (ok && dirty) {
-        ok = px_server_inject(s, &snd, "DISCARD ALL", PX_REQ_SKIP);
+        ok = px_server_inject(s, &snd, "DISCARD ALL", PX_REQ_SKIP_QUERY);
         px_params_free(&s->applied);
+        px_stmt_set_clear(s->stmts); /* DISCARD ALL deallocates them all */
     }
     if (!ok || px_sender_flush(&snd) != 0) {
         px_server_close(s, "could not reset the server connection");
@@ -746,6 +749,273 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_client_process(c);
 }
 
+/* Whether a Bind (header at @p p, @p avail bytes here) names a statement,
+ * i.e. must be seen whole to be renamed. True when the names are not all
+ * here yet: then it is kept whole, which the message cap bounds. */
+static bool bind_names_statement(const uint8_t *p, size_t avail)
+{
+    const uint8_t *b = p + PX_MSG_HDR_LEN, *e = p + avail;
+    const uint8_t *z = b < e ? memchr(b, 0, (size_t)(e - b)) : NULL;
+    if (!z || z + 1 >= e)
+        return true;
+    return z[1] != 0;
+}
+
+/* ---- query phase: one message --------------------------------------------- */
+
+typedef enum msg_result {
+    MSG_FORWARD = 0, /* send the message as it is (it may be streamed) */
+    MSG_CONSUMED,    /* handled: rewritten, answered or dropped */
+    MSG_FAILED,      /* the session was failed */
+    MSG_BROKEN,      /* the server connection cannot be written */
+} msg_result_t;
+
+/* Make sure server connection @p s has client statement @p st prepared
+ * under its content name, injecting a Parse (and a Close for an evicted
+ * statement) ahead of what follows. */
+static msg_result_t ensure_stmt(px_server_t *s, const px_stmt_t *st, px_sender_t *to_server)
+{
+    if (!s->stmts && !(s->stmts = px_stmt_set_new()))
+        return MSG_BROKEN;
+    if (px_stmt_set_has(s->stmts, st->key))
+        return MSG_FORWARD;
+    px_stmt_key_t evicted;
+    bool had;
+    px_stmt_set_add(s->stmts, st->key, &evicted, &had);
+    if (had && !px_server_inject_close(s, to_server, evicted))
+        return MSG_BROKEN;
+    if (!px_server_inject_parse(s, to_server, st->key, st->rest, st->rest_len))
+        return MSG_BROKEN;
+    return MSG_FORWARD;
+}
+
+/* Queue a reply the proxy makes up: now if nothing is outstanding, else in
+ * its place behind the replies still to come. */
+static msg_result_t synth(px_server_t *s, px_req_kind_t kind, px_sender_t *to_client)
+{
+    if (!px_fifo_push(&s->fifo, kind, NULL))
+        return MSG_BROKEN;
+    if (s->fifo.count == 1 && !px_server_drain_synth(s, to_client))
+        return MSG_BROKEN;
+    return MSG_CONSUMED;
+}
+
+/* Write @p type message: name replaced by the server-side name of @p key,
+ * with @p before (kind byte / portal) and @p after copied around it. */
+static msg_result_t rewrite(px_sender_t *to_server, uint8_t type, const uint8_t *before,
+                            size_t before_len, px_stmt_key_t key, const uint8_t *after,
+                            size_t after_len)
+{
+    char name[PX_STMT_NAME_LEN];
+    px_stmt_name(key, name);
+    size_t nl = strlen(name) + 1;
+    size_t total = PX_MSG_HDR_LEN + before_len + nl + after_len;
+    uint8_t *p = px_sender_alloc(to_server, total);
+    if (!p)
+        return MSG_BROKEN;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, type);
+    px_wbuf_put_bytes(&wb, before, before_len);
+    px_wbuf_put_bytes(&wb, name, nl);
+    px_wbuf_put_bytes(&wb, after, after_len);
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(to_server, p, wb.len))
+        return MSG_BROKEN;
+    return MSG_CONSUMED;
+}
+
+/* "DEALLOCATE [PREPARE] name|ALL" as a whole query, for a statement the
+ * proxy keeps: answered here, since the server knows it by another name. */
+static bool is_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, size_t cap)
+{
+    const char *p = (const char *)sql.p, *e = p + sql.n;
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    while (e > p &&
+           (e[-1] == ' ' || e[-1] == ';' || e[-1] == '\n' || e[-1] == '\t' || e[-1] == '\r'))
+        e--;
+    if (e - p < 11 || strncasecmp(p, "deallocate", 10) != 0 || (p[10] != ' ' && p[10] != '\t'))
+        return false;
+    p += 11;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    if (e - p > 8 && strncasecmp(p, "prepare", 7) == 0 && (p[7] == ' ' || p[7] == '\t')) {
+        p += 8;
+        while (p < e && (*p == ' ' || *p == '\t'))
+            p++;
+    }
+    size_t n = (size_t)(e - p);
+    if (n == 0 || n >= cap)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == ' ' || p[i] == ';' || p[i] == '\t')
+            return false;
+    if (n == 3 && strncasecmp(p, "all", 3) == 0) {
+        *all = true;
+        return c->stmts.count > 0;
+    }
+    bool quoted = n >= 2 && p[0] == '"' && p[n - 1] == '"';
+    size_t k = 0;
+    for (size_t i = quoted ? 1 : 0; i < (quoted ? n - 1 : n); i++)
+        name[k++] = quoted ? p[i] : (char)tolower((unsigned char)p[i]);
+    name[k] = 0;
+    *all = false;
+    return px_stmt_map_get(&c->stmts, name, k) != NULL;
+}
+
+static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_t *hdr,
+                               px_span_t body, const uint8_t *msg, size_t avail,
+                               px_sender_t *to_server, px_sender_t *to_client)
+{
+    px_worker_t *w = c->io.w;
+    px_config_t *cfg = px_worker_cfg(w);
+    bool txn_mode = cfg->pool_mode == PX_POOL_MODE_TRANSACTION;
+    (void)msg;
+    (void)avail;
+
+    /* after an error in an extended-query batch the server skips everything
+     * up to Sync: so does the proxy, without bookkeeping */
+    if (s->ignore_till_sync && hdr->type != 'S' && hdr->type != 'Q' && hdr->type != 'F' &&
+        hdr->type != 'H' && hdr->type != 'd' && hdr->type != 'c' && hdr->type != 'f') {
+        c->unsynced = true;
+        return MSG_CONSUMED;
+    }
+
+    switch (hdr->type) {
+    case 'Q': {
+        px_span_t sql;
+        if (!px_codec_parse_query(body, &sql)) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Query message");
+            return MSG_FAILED;
+        }
+        PX_STAT_INC(w, queries);
+        if (txn_mode) {
+            bool all;
+            char name[128];
+            if (is_dealloc(c, sql, &all, name, sizeof(name))) {
+                if (all)
+                    px_stmt_map_clear(&c->stmts);
+                else
+                    px_stmt_map_del(&c->stmts, name, strlen(name));
+                return synth(s, PX_REQ_SYNTH_DEALLOC, to_client);
+            }
+            const char *why =
+                c->pinned ? NULL : px_sqlscan_session_state((const char *)sql.p, sql.n);
+            if (why)
+                pin(c, why);
+            if (why && strcmp(why, "DISCARD") == 0) {
+                /* DISCARD ALL drops every statement on the connection */
+                px_stmt_map_clear(&c->stmts);
+                px_stmt_set_clear(s->stmts);
+            }
+        }
+        return px_fifo_push(&s->fifo, PX_REQ_QUERY, NULL) ? MSG_FORWARD : MSG_BROKEN;
+    }
+    case 'P': {
+        px_span_t stmt, sql;
+        int nparams;
+        if (!px_codec_parse_parse(body, &stmt, &sql, &nparams)) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Parse message");
+            return MSG_FAILED;
+        }
+        c->unsynced = true;
+        if (!txn_mode || stmt.n == 0) {
+            if (txn_mode && !c->pinned) {
+                const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
+                if (why)
+                    pin(c, why);
+            }
+            return px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL) ? MSG_FORWARD : MSG_BROKEN;
+        }
+        /* a named statement: remember it, prepare it under its content name */
+        const uint8_t *rest = stmt.p + stmt.n + 1;
+        size_t rest_len = (size_t)(body.p + body.n - rest);
+        px_stmt_key_t key = px_stmt_key(rest, rest_len);
+        if (!px_stmt_map_put(&c->stmts, (const char *)stmt.p, stmt.n, rest, rest_len, key)) {
+            px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
+                           "too many prepared statements (at most %d per connection)",
+                           PX_STMT_MAP_MAX);
+            return MSG_FAILED;
+        }
+        if (!s->stmts && !(s->stmts = px_stmt_set_new()))
+            return MSG_BROKEN;
+        if (px_stmt_set_has(s->stmts, key))
+            return synth(s, PX_REQ_SYNTH_PARSE, to_client);
+        px_stmt_key_t evicted;
+        bool had;
+        px_stmt_set_add(s->stmts, key, &evicted, &had);
+        if (had && !px_server_inject_close(s, to_server, evicted))
+            return MSG_BROKEN;
+        msg_result_t r = rewrite(to_server, 'P', NULL, 0, key, rest, rest_len);
+        if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_PARSE, &key))
+            return MSG_BROKEN;
+        return r;
+    }
+    case 'B': {
+        c->unsynced = true;
+        PX_STAT_INC(w, queries);
+        px_span_t portal, stmt;
+        if (txn_mode && body.n == hdr->body_len &&
+            px_codec_parse_bind_names(body, &portal, &stmt) && stmt.n > 0) {
+            const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
+            if (st) {
+                msg_result_t r = ensure_stmt(s, st, to_server);
+                if (r != MSG_FORWARD)
+                    return r;
+                const uint8_t *after = stmt.p + stmt.n + 1;
+                r = rewrite(to_server, 'B', portal.p, portal.n + 1, st->key, after,
+                            (size_t)(body.p + body.n - after));
+                if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_BIND, NULL))
+                    return MSG_BROKEN;
+                return r;
+            }
+        }
+        return px_fifo_push(&s->fifo, PX_REQ_BIND, NULL) ? MSG_FORWARD : MSG_BROKEN;
+    }
+    case 'D':
+    case 'C': {
+        c->unsynced = true;
+        uint8_t kind;
+        px_span_t name;
+        px_req_kind_t req = hdr->type == 'D' ? PX_REQ_DESCRIBE : PX_REQ_CLOSE;
+        if (txn_mode && px_codec_parse_target(body, &kind, &name) && kind == 'S' && name.n > 0) {
+            const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)name.p, name.n);
+            if (hdr->type == 'C') {
+                /* the server-side statement may serve other clients: keep it */
+                px_stmt_map_del(&c->stmts, (const char *)name.p, name.n);
+                return synth(s, PX_REQ_SYNTH_CLOSE, to_client);
+            }
+            if (st) {
+                msg_result_t r = ensure_stmt(s, st, to_server);
+                if (r != MSG_FORWARD)
+                    return r;
+                uint8_t k = 'S';
+                r = rewrite(to_server, 'D', &k, 1, st->key, NULL, 0);
+                if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_DESCRIBE, NULL))
+                    return MSG_BROKEN;
+                return r;
+            }
+        }
+        return px_fifo_push(&s->fifo, req, NULL) ? MSG_FORWARD : MSG_BROKEN;
+    }
+    case 'E':
+        c->unsynced = true;
+        return px_fifo_push(&s->fifo, PX_REQ_EXECUTE, NULL) ? MSG_FORWARD : MSG_BROKEN;
+    case 'S':
+        c->unsynced = false;
+        s->ignore_till_sync = false;
+        return px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL) ? MSG_FORWARD : MSG_BROKEN;
+    case 'F':
+        PX_STAT_INC(w, queries);
+        return px_fifo_push(&s->fifo, PX_REQ_FUNC, NULL) ? MSG_FORWARD : MSG_BROKEN;
+    case 'H':
+        c->unsynced = true;
+        return MSG_FORWARD;
+    default: /* CopyData, CopyDone, CopyFail */
+        return MSG_FORWARD;
+    }
+}
+
 /*
  * Frame and forward what the client sent. Stops when the input runs out,
  * when the server's output is full (backpressure), or when the client has to
@@ -755,9 +1025,10 @@ void px_client_process(px_client_t *c)
 {
     px_worker_t *w = c->io.w;
     px_config_t *cfg = px_worker_cfg(w);
-    px_sender_t to_server;
+    px_sender_t to_server, to_client;
     px_server_t *s = c->server;
     px_sender_init(&to_server, s ? &s->io : NULL);
+    px_sender_init(&to_client, &c->io);
     size_t forwarded = 0;
 
     while (c->state != PX_CLIENT_CLOSING) {
@@ -827,7 +1098,10 @@ void px_client_process(px_client_t *c)
             return;
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
-        bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P';
+        bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P' ||
+                       (cfg->pool_mode == PX_POOL_MODE_TRANSACTION &&
+                        (hdr.type == 'D' || hdr.type == 'C' ||
+                         (hdr.type == 'B' && bind_names_statement(p, avail))));
         if (inspect && avail < whole) {
             if (!px_iobuf_reserve(w, &c->io.in, whole)) {
                 px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
@@ -835,7 +1109,9 @@ void px_client_process(px_client_t *c)
             }
             break;
         }
-        px_span_t body = {p + PX_MSG_HDR_LEN, hdr.body_len};
+        /* only what is here: a streamed message's body may still be arriving */
+        px_span_t body = {p + PX_MSG_HDR_LEN,
+                          avail >= whole ? hdr.body_len : (uint32_t)(avail - PX_MSG_HDR_LEN)};
 
         if (c->state == PX_CLIENT_AUTH) {
             in->rpos += whole;
@@ -859,66 +1135,19 @@ void px_client_process(px_client_t *c)
                 break; /* waiting; px_client_on_server continues */
             return;    /* px_client_on_server already processed the rest */
         }
-        if (px_io_blocked(&s->io) || px_fifo_full(&s->fifo)) {
+        if (px_io_blocked(&s->io) || px_io_blocked(&c->io) || px_fifo_full(&s->fifo)) {
             c->io.paused = true;
             break;
         }
 
-        switch (hdr.type) {
-        case 'Q': {
-            px_span_t sql;
-            if (!px_codec_parse_query(body, &sql)) {
-                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Query message");
-                return;
-            }
-            PX_STAT_INC(w, queries);
-            if (cfg->pool_mode == PX_POOL_MODE_TRANSACTION && !c->pinned) {
-                const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
-                if (why)
-                    pin(c, why);
-            }
-            px_fifo_push(&s->fifo, PX_REQ_FORWARD);
-            break;
-        }
-        case 'P': {
-            px_span_t stmt, sql;
-            int nparams;
-            if (!px_codec_parse_parse(body, &stmt, &sql, &nparams)) {
-                px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Parse message");
-                return;
-            }
-            if (cfg->pool_mode == PX_POOL_MODE_TRANSACTION && !c->pinned) {
-                if (stmt.n > 0)
-                    pin(c, "named prepared statement");
-                else {
-                    const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
-                    if (why)
-                        pin(c, why);
-                }
-            }
-            c->unsynced = true;
-            break;
-        }
-        case 'S':
-            px_fifo_push(&s->fifo, PX_REQ_FORWARD);
-            c->unsynced = false;
-            break;
-        case 'F':
-            PX_STAT_INC(w, queries);
-            px_fifo_push(&s->fifo, PX_REQ_FORWARD);
-            break;
-        case 'E':
-            PX_STAT_INC(w, queries);
-            c->unsynced = true;
-            break;
-        case 'B':
-        case 'D':
-        case 'C':
-        case 'H':
-            c->unsynced = true;
-            break;
-        default: /* CopyData, CopyDone, CopyFail */
-            break;
+        msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, &to_server, &to_client);
+        if (mr == MSG_FAILED)
+            return;
+        if (mr == MSG_BROKEN)
+            goto server_broken;
+        if (mr == MSG_CONSUMED) {
+            in->rpos += whole;
+            continue;
         }
         /* forward the header and whatever part of the body is here */
         uint32_t n = avail < whole ? (uint32_t)avail : whole;
@@ -931,6 +1160,10 @@ void px_client_process(px_client_t *c)
 
     if (c->state == PX_CLIENT_CLOSING)
         return;
+    if (to_client.n > 0 && px_sender_flush(&to_client) != 0) {
+        px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+        return;
+    }
     if (s && to_server.n > 0) {
         if (px_sender_flush(&to_server) != 0)
             goto server_broken;

@@ -1,0 +1,259 @@
+/*
+ * Statement maps and sets for prepared statements under transaction pooling
+ * (see stmt.h). Both structures are bounded: a client may keep at most
+ * PX_STMT_MAP_MAX statements, a server connection PX_STMT_SET_MAX, beyond
+ * which the oldest server-side statement is evicted.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "stmt.h"
+
+px_stmt_key_t px_stmt_key(const void *rest, size_t len)
+{
+    XXH128_hash_t h = XXH3_128bits(rest, len);
+    px_stmt_key_t k = {h.low64, h.high64};
+    if (k.lo == 0 && k.hi <= 1)
+        k.lo = 1; /* keep the set's empty/deleted markers free */
+    return k;
+}
+
+void px_stmt_name(px_stmt_key_t key, char out[PX_STMT_NAME_LEN])
+{
+    snprintf(out, PX_STMT_NAME_LEN, "fx_%016llx%016llx", (unsigned long long)key.hi,
+             (unsigned long long)key.lo);
+}
+
+static uint32_t name_hash(const char *name, size_t len)
+{
+    return (uint32_t)XXH3_64bits(name, len);
+}
+
+bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const void *rest,
+                     size_t rest_len, px_stmt_key_t key)
+{
+    if (!m->buckets) {
+        m->n_buckets = 64;
+        m->buckets = calloc(m->n_buckets, sizeof(*m->buckets));
+        if (!m->buckets)
+            return false;
+    }
+    bool replacing = px_stmt_map_get(m, name, name_len) != NULL;
+    if (!replacing && m->count >= PX_STMT_MAP_MAX)
+        return false;
+    if (!replacing && m->count >= m->n_buckets * 2) {
+        uint32_t nb = m->n_buckets * 4;
+        px_stmt_t **nbk = calloc(nb, sizeof(*nbk));
+        if (nbk) {
+            for (uint32_t i = 0; i < m->n_buckets; i++) {
+                px_stmt_t *e = m->buckets[i];
+                while (e) {
+                    px_stmt_t *next = e->next;
+                    uint32_t b = name_hash(e->name, e->name_len) & (nb - 1);
+                    e->next = nbk[b];
+                    nbk[b] = e;
+                    e = next;
+                }
+            }
+            free(m->buckets);
+            m->buckets = nbk;
+            m->n_buckets = nb;
+        }
+    }
+    px_stmt_t *e = malloc(sizeof(*e) + rest_len + name_len + 1);
+    if (!e)
+        return false;
+    e->key = key;
+    e->rest_len = (uint32_t)rest_len;
+    e->name_len = (uint16_t)name_len;
+    memcpy(e->rest, rest, rest_len);
+    e->name = (char *)e->rest + rest_len;
+    memcpy(e->name, name, name_len);
+    e->name[name_len] = 0;
+    if (replacing)
+        px_stmt_map_del(m, name, name_len);
+    uint32_t b = name_hash(name, name_len) & (m->n_buckets - 1);
+    e->next = m->buckets[b];
+    m->buckets[b] = e;
+    m->count++;
+    return true;
+}
+
+const px_stmt_t *px_stmt_map_get(const px_stmt_map_t *m, const char *name, size_t name_len)
+{
+    if (!m->buckets)
+        return NULL;
+    uint32_t b = name_hash(name, name_len) & (m->n_buckets - 1);
+    for (px_stmt_t *e = m->buckets[b]; e; e = e->next)
+        if (e->name_len == name_len && memcmp(e->name, name, name_len) == 0)
+            return e;
+    return NULL;
+}
+
+bool px_stmt_map_del(px_stmt_map_t *m, const char *name, size_t name_len)
+{
+    if (!m->buckets)
+        return false;
+    uint32_t b = name_hash(name, name_len) & (m->n_buckets - 1);
+    for (px_stmt_t **pp = &m->buckets[b]; *pp; pp = &(*pp)->next) {
+        px_stmt_t *e = *pp;
+        if (e->name_len == name_len && memcmp(e->name, name, name_len) == 0) {
+            *pp = e->next;
+            free(e);
+            m->count--;
+            return true;
+        }
+    }
+    return false;
+}
+
+void px_stmt_map_clear(px_stmt_map_t *m)
+{
+    if (m->buckets) {
+        for (uint32_t i = 0; i < m->n_buckets; i++) {
+            px_stmt_t *e = m->buckets[i];
+            while (e) {
+                px_stmt_t *next = e->next;
+                free(e);
+                e = next;
+            }
+        }
+        free(m->buckets);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- server sets ------------------------------------------------------------ */
+
+static bool slot_empty(px_stmt_key_t k)
+{
+    return k.lo == 0 && k.hi == 0;
+}
+static bool slot_deleted(px_stmt_key_t k)
+{
+    return k.lo == 0 && k.hi == 1;
+}
+
+px_stmt_set_t *px_stmt_set_new(void)
+{
+    px_stmt_set_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->n_slots = 2 * PX_STMT_SET_MAX;
+    s->slots = calloc(s->n_slots, sizeof(*s->slots));
+    s->order = calloc(PX_STMT_SET_MAX, sizeof(*s->order));
+    if (!s->slots || !s->order) {
+        px_stmt_set_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void px_stmt_set_free(px_stmt_set_t *s)
+{
+    if (!s)
+        return;
+    free(s->slots);
+    free(s->order);
+    free(s);
+}
+
+static int64_t find_slot(const px_stmt_set_t *s, px_stmt_key_t key)
+{
+    uint32_t mask = s->n_slots - 1;
+    for (uint32_t i = (uint32_t)key.lo & mask, n = 0; n < s->n_slots; i = (i + 1) & mask, n++) {
+        if (slot_empty(s->slots[i]))
+            return -1;
+        if (px_stmt_key_eq(s->slots[i], key))
+            return i;
+    }
+    return -1;
+}
+
+bool px_stmt_set_has(const px_stmt_set_t *s, px_stmt_key_t key)
+{
+    return s && find_slot(s, key) >= 0;
+}
+
+void px_stmt_set_del(px_stmt_set_t *s, px_stmt_key_t key)
+{
+    if (!s)
+        return;
+    int64_t i = find_slot(s, key);
+    if (i < 0)
+        return;
+    s->slots[i].lo = 0;
+    s->slots[i].hi = 1;
+    s->count--;
+    /* its place in the eviction ring is skipped lazily */
+}
+
+static void rehash(px_stmt_set_t *s)
+{
+    /* drop tombstones: reinsert the live keys */
+    px_stmt_key_t live[PX_STMT_SET_MAX];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n_slots && n < PX_STMT_SET_MAX; i++)
+        if (!slot_empty(s->slots[i]) && !slot_deleted(s->slots[i]))
+            live[n++] = s->slots[i];
+    memset(s->slots, 0, s->n_slots * sizeof(*s->slots));
+    uint32_t mask = s->n_slots - 1;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (uint32_t)live[k].lo & mask;
+        while (!slot_empty(s->slots[i]))
+            i = (i + 1) & mask;
+        s->slots[i] = live[k];
+    }
+    s->count = n;
+}
+
+void px_stmt_set_add(px_stmt_set_t *s, px_stmt_key_t key, px_stmt_key_t *evicted, bool *had_evicted)
+{
+    *had_evicted = false;
+    if (px_stmt_set_has(s, key))
+        return;
+    /* the ring may hold keys deleted since; skip those when evicting */
+    while (s->order_count == PX_STMT_SET_MAX) {
+        px_stmt_key_t old = s->order[s->order_head];
+        s->order_head = (s->order_head + 1) % PX_STMT_SET_MAX;
+        s->order_count--;
+        if (find_slot(s, old) >= 0) {
+            px_stmt_set_del(s, old);
+            *evicted = old;
+            *had_evicted = true;
+            break;
+        }
+    }
+    uint32_t tail = (s->order_head + s->order_count) % PX_STMT_SET_MAX;
+    s->order[tail] = key;
+    s->order_count++;
+    uint32_t mask = s->n_slots - 1;
+    uint32_t i = (uint32_t)key.lo & mask;
+    uint32_t probes = 0;
+    while (!slot_empty(s->slots[i]) && !slot_deleted(s->slots[i])) {
+        i = (i + 1) & mask;
+        if (++probes >= s->n_slots) {
+            rehash(s);
+            i = (uint32_t)key.lo & mask;
+            probes = 0;
+        }
+    }
+    s->slots[i] = key;
+    s->count++;
+    if (probes > 64)
+        rehash(s);
+}
+
+void px_stmt_set_clear(px_stmt_set_t *s)
+{
+    if (!s)
+        return;
+    memset(s->slots, 0, s->n_slots * sizeof(*s->slots));
+    s->count = 0;
+    s->order_head = 0;
+    s->order_count = 0;
+}
