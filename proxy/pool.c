@@ -26,10 +26,12 @@
 /* Overflow connections close after idling this long. */
 #define PX_OVERFLOW_IDLE_MS 5000
 
-px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user)
+px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user, const char *host,
+                       uint16_t port, bool is_primary)
 {
     for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
-        if (strcmp(p->database, database) == 0 && strcmp(p->user, user) == 0)
+        if (p->port == port && strcmp(p->database, database) == 0 && strcmp(p->user, user) == 0 &&
+            strcmp(p->host, host) == 0)
             return p;
     px_pool_t *p = calloc(1, sizeof(*p));
     if (!p)
@@ -37,13 +39,16 @@ px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user)
     p->w = w;
     p->database = strdup(database);
     p->user = strdup(user);
-    p->budget = px_shared_budget(w->shared, database, user);
+    p->budget = px_shared_budget(w->shared, database, user, host, port, is_primary);
     if (!p->database || !p->user || !p->budget) {
         free(p->database);
         free(p->user);
         free(p);
         return NULL;
     }
+    p->host = p->budget->host;
+    p->port = port;
+    p->is_primary = is_primary;
     px_list_init(&p->idle);
     px_list_init(&p->active);
     px_list_init(&p->pending);

@@ -340,7 +340,10 @@ typedef struct px_welcome_param {
 
 /* Connection budget of one (database, user) across all workers. */
 typedef struct px_pool_budget {
-    char *key;                   /* "database\0user" */
+    char *key;      /* "database\0user" */
+    char host[256]; /* the backend its connections go to */
+    uint16_t port;
+    bool is_primary;             /* the configured primary (else a read replica) */
     _Atomic int open;            /* server connections open across workers */
     _Atomic uint64_t wanted;     /* bit per worker with waiters and no budget */
     _Atomic uint64_t oldest[64]; /* per worker: loop ms its oldest waiter queued, 0 = none */
@@ -365,6 +368,9 @@ struct px_pool {
     px_worker_t *w;
     px_pool_t *next_in_worker; /* worker's pool chain */
     px_pool_budget_t *budget;  /* shared across workers */
+    const char *host;          /* backend, owned by the budget */
+    uint16_t port;
+    bool is_primary;
     char *database;
     char *user;
     px_list_t idle;            /* px_server_t, most recently used first */
@@ -549,7 +555,9 @@ bool px_server_handoff(px_server_t *s, int target) PX_MUSTCHECK_INT;
 void px_server_adopt(px_worker_t *w, px_handoff_t *h);
 
 /* pool.c */
-px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user) PX_MUSTCHECK_INT;
+/** The pool of (database, user) on backend host:port, created on first use. */
+px_pool_t *px_pool_get(px_worker_t *w, const char *database, const char *user, const char *host,
+                       uint16_t port, bool is_primary) PX_MUSTCHECK_INT;
 /** Ask for a server connection; links one now (true) or queues the client. */
 bool px_pool_checkout(px_pool_t *pool, px_client_t *c);
 /** The client is done with @p s in a clean state: reuse it. */
@@ -587,7 +595,8 @@ bool px_shared_verifier_for_plain(px_shared_t *sh, const char *user, const px_se
                                   px_secret_t *out) PX_MUSTCHECK_INT;
 /** Copy the secret of @p user into @p out. False when the user is unknown. */
 bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out);
-px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user);
+px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user,
+                                   const char *host, uint16_t port, bool is_primary);
 /** Publish a pool's welcome parameters to all workers (first one wins). */
 void px_shared_publish_welcome(px_shared_t *sh, px_pool_t *pool);
 /** Take the welcome parameters another worker published; false if none yet. */

@@ -173,9 +173,8 @@ static void connect_cb(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || s->state == PX_SERVER_CLOSING)
         return;
     if (status < 0) {
-        login_fail(s, "08006", "could not connect to server %s:%u: %s",
-                   px_worker_cfg(s->io.w)->postgres_server, px_worker_cfg(s->io.w)->postgres_port,
-                   uv_strerror(status));
+        login_fail(s, "08006", "could not connect to server %s:%u: %s", s->pool->host,
+                   s->pool->port, uv_strerror(status));
         return;
     }
     uv_tcp_nodelay(&s->io.tcp, 1);
@@ -219,15 +218,15 @@ px_server_t *px_server_open(px_pool_t *pool)
     PX_STAT_INC(w, servers_opened);
     s->deadline = px_now(w) + (uint64_t)(cfg->server_connect_timeout * 1000.0);
     struct sockaddr_storage addr;
-    int rc = resolve(cfg->postgres_server, cfg->postgres_port, &addr);
+    int rc = resolve(pool->host, pool->port, &addr);
     if (rc == 0)
         rc = uv_tcp_connect(&s->connect_req, &s->io.tcp, (struct sockaddr *)&addr, connect_cb);
     if (rc != 0) {
-        login_fail(s, "08006", "could not connect to server %s:%u: %s", cfg->postgres_server,
-                   cfg->postgres_port, rc == -1 ? "host not found" : uv_strerror(rc));
+        login_fail(s, "08006", "could not connect to server %s:%u: %s", pool->host, pool->port,
+                   rc == -1 ? "host not found" : uv_strerror(rc));
         return NULL;
     }
-    SLOG(PX_LOG_DEBUG, s, "connecting to %s:%u", cfg->postgres_server, cfg->postgres_port);
+    SLOG(PX_LOG_DEBUG, s, "connecting to %s:%u", pool->host, pool->port);
     return s;
 }
 
@@ -848,14 +847,13 @@ void px_server_send_cancel(px_server_t *s)
     if (!s->be_pid)
         return;
     px_worker_t *w = s->io.w;
-    px_config_t *cfg = px_worker_cfg(w);
     px_cancel_conn_t *cc = calloc(1, sizeof(*cc));
     if (!cc)
         return;
     px_wbuf_t wb = px_wbuf_make(cc->pkt, sizeof(cc->pkt));
     px_build_cancel_request(&wb, s->be_pid, s->be_key);
     struct sockaddr_storage addr;
-    if (wb.failed || resolve(cfg->postgres_server, cfg->postgres_port, &addr) != 0 ||
+    if (wb.failed || resolve(s->pool->host, s->pool->port, &addr) != 0 ||
         uv_tcp_init(&w->loop, &cc->tcp) != 0) {
         free(cc);
         return;
@@ -918,7 +916,8 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
     px_pool_budget_t *b = h->budget;
     const char *database = b->key;
     const char *user = b->key + strlen(b->key) + 1;
-    px_pool_t *pool = w->stopping ? NULL : px_pool_get(w, database, user);
+    px_pool_t *pool =
+        w->stopping ? NULL : px_pool_get(w, database, user, b->host, b->port, b->is_primary);
     px_server_t *s = pool ? calloc(1, sizeof(*s)) : NULL;
     if (!s)
         goto fail;

@@ -408,7 +408,8 @@ static void auth_ok(px_client_t *c)
 {
     px_worker_t *w = c->io.w;
     px_config_t *cfg = px_worker_cfg(w);
-    px_pool_t *pool = px_pool_get(w, c->database, c->user);
+    px_pool_t *pool =
+        px_pool_get(w, c->database, c->user, cfg->postgres_server, cfg->postgres_port, true);
     if (!pool) {
         px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
         return;

@@ -328,13 +328,17 @@ bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out
     return found;
 }
 
-px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user)
+px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user,
+                                   const char *host, uint16_t port, bool is_primary)
 {
     size_t dl = strlen(database), ul = strlen(user);
+    if (strlen(host) >= sizeof(((px_pool_budget_t *)0)->host))
+        return NULL;
     pthread_mutex_lock(&sh->lock);
     px_pool_budget_t *b;
     for (b = sh->budgets; b; b = b->next)
-        if (strcmp(b->key, database) == 0 && strcmp(b->key + dl + 1, user) == 0)
+        if (b->port == port && strcmp(b->key, database) == 0 &&
+            strcmp(b->key + dl + 1, user) == 0 && strcmp(b->host, host) == 0)
             break;
     if (!b) {
         b = calloc(1, sizeof(*b));
@@ -346,6 +350,9 @@ px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const 
             } else {
                 memcpy(b->key, database, dl + 1);
                 memcpy(b->key + dl + 1, user, ul + 1);
+                snprintf(b->host, sizeof(b->host), "%s", host);
+                b->port = port;
+                b->is_primary = is_primary;
                 b->next = sh->budgets;
                 sh->budgets = b;
             }
