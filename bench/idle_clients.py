@@ -251,6 +251,8 @@ async def measure(name, port, pid, args, executor):
     res["bytes_per_client"] = (round((rss1 - rss0) * 1024 / len(conns)) if conns else None)
     if res["errors"] and res["status"] == "ok":
         res["status"] = "errors"
+    if conns and alive < min(10, len(conns)) and res["status"] == "ok":
+        res["status"] = "unresponsive"
     for r, w in conns:
         try:
             w.write(msg(b"X", b""))

@@ -165,6 +165,28 @@ start_proxy() {
     log "proxy pid $PROXY_PID on :$PX_PROXY_PORT (WORKERS=${BENCH_WORKERS:-2}, CACHE_ENABLED=$cache)"
 }
 
+# stop_pid PID: TERM, wait up to 5 s, KILL; forget it.
+stop_pid() {
+    local pid="$1" i keep=() p
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${BENCH_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    BENCH_PIDS=("${keep[@]}")
+}
+
+# restart_proxy: after a failure left the proxy unable to serve (so that one
+# broken cell does not poison every later measurement).
+restart_proxy() {
+    [[ -n "${PROXY_PID:-}" ]] && stop_pid "$PROXY_PID"
+    cp "$BENCH_TMP/proxy.log" "$BENCH_TMP/proxy.log.$(date +%s)" 2>/dev/null || true
+    start_proxy
+}
+
 # cpu_ticks PID: utime+stime of the whole process (all threads), in clock ticks.
 cpu_ticks() {
     local stat

@@ -132,10 +132,30 @@ run_one() {
     [[ $status == ok ]]
 }
 
+# After a failed proxy run: if the proxy no longer answers a query within
+# 20 s (e.g. leaked server connections), restart it so later cells measure
+# something. Restarts are logged and counted in meta.txt.
+PROXY_RESTARTS=0
+check_proxy_after_failure() {
+    [[ $1 == proxy && -n "$PROXY_PID" ]] || return 0
+    if ! kill -0 "$PROXY_PID" 2>/dev/null || ! psql_ok "$PX_PROXY_PORT"; then
+        log "WARNING: the proxy stopped serving after that failure; restarting it"
+        PROXY_RESTARTS=$((PROXY_RESTARTS + 1))
+        echo "# proxy restarted after a failed run ($PROXY_RESTARTS) at $(date -Is)" >>"$OUT/meta.txt"
+        if ! restart_proxy; then
+            log "WARNING: the proxy did not come back; dropping it from the remaining runs"
+            kept=""
+            for t in $TARGETS; do [[ $t == proxy ]] || kept+="$t "; done
+            TARGETS="$kept"
+        fi
+    fi
+}
+
 # Targets in the order of this run: rotated each run so none always goes first.
 rotate() {
     local -a t
     read -r -a t <<<"$TARGETS"
+    ((${#t[@]})) || return 0
     local n=${#t[@]} k=$(($1 % ${#t[@]})) i out=()
     for ((i = 0; i < n; i++)); do out+=("${t[(i + k) % n]}"); done
     echo "${out[*]}"
@@ -163,6 +183,7 @@ for mode in $MODES; do
                     # PgBouncer 1.18 cannot do named prepared statements in transaction
                     # pooling: record the failure once per cell instead of every run.
                     [[ $target == pgbouncer && $mode == prepared ]] && skip_bouncer=1
+                    check_proxy_after_failure "$target"
                 fi
             done
         done
@@ -173,7 +194,8 @@ done
 if [[ "${BENCH_RTT:-1}" != 0 ]]; then
     for ((run = 1; run <= RUNS; run++)); do
         for target in $(rotate $((run - 1))); do
-            run_one rtt simple 1 1 "$run" "$target" "${BENCH_RTT_SECONDS:-$SECONDS_PER_RUN}" || true
+            run_one rtt simple 1 1 "$run" "$target" "${BENCH_RTT_SECONDS:-$SECONDS_PER_RUN}" ||
+                check_proxy_after_failure "$target"
         done
     done
 fi

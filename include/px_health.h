@@ -51,4 +51,32 @@ uint64_t px_health_primary_lsn(void);
 /** Ask for an immediate probe round (e.g. after a connection error). */
 void px_health_poke(void);
 
+/* ---- additions for the router: lock-free reads of the latest round ---------- */
+
+/**
+ * Bit i set: replica i (0-based, configured order; member i + 1) is usable for
+ * reads — up, in recovery, lag <= READ_REPLICA_MAX_LAG. One atomic load.
+ */
+uint32_t px_health_usable_mask(void);
+/**
+ * Replay LSN of member @p idx ([0] the primary's current WAL LSN, [1 + i]
+ * replica i) from the last round; 0 when unknown or down. For read-your-writes:
+ * a replica may serve a client once this is >= the LSN of its last commit.
+ */
+uint64_t px_health_member_lsn(int idx);
+/** Bumped each time a round is published (0 before the first one). */
+uint64_t px_health_generation(void);
+/**
+ * Reload function volatilities (pg_proc.provolatile) from the primary at the
+ * next round, e.g. after CREATE/ALTER FUNCTION went through the proxy. The
+ * prober also reloads them every PX_HEALTH_CATALOG_PERIOD_S and publishes
+ * them with px_classify_set_volatility() when they changed.
+ */
+void px_health_refresh_catalog(void);
+
+#define PX_HEALTH_PERIOD_MS         1000 /* between rounds */
+#define PX_HEALTH_CONNECT_TIMEOUT_S 2    /* connect + authenticate */
+#define PX_HEALTH_QUERY_TIMEOUT_MS  2000 /* probe query (statement_timeout is shorter) */
+#define PX_HEALTH_CATALOG_PERIOD_S  60   /* volatility reload */
+
 #endif

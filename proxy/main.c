@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "px.h"
+#include "px_admin.h"
+#include "px_health.h"
 
 extern char **environ;
 
@@ -193,6 +195,16 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (px_health_start(sh) != 0) {
+        fprintf(stderr, "fastnext-proxy: could not start the health checker\n");
+        return 1;
+    }
+    int arc = px_admin_start(sh);
+    if (arc != 0) {
+        fprintf(stderr, "fastnext-proxy: cannot start the admin port on %s:%u: %s\n",
+                cfg->admin_listen.host, cfg->admin_listen.port, uv_strerror(arc));
+        return 1;
+    }
     px_log_info(NULL, "fastnext-proxy %s listening on %s:%u, %d workers, %s pooling, server %s:%u",
                 PX_VERSION, cfg->proxy_listen.host, cfg->proxy_listen.port, sh->n_workers,
                 cfg->pool_mode == PX_POOL_MODE_SESSION ? "session" : "transaction",
@@ -206,8 +218,10 @@ int main(int argc, char **argv)
         uv_signal_start(&sigs[i], signal_cb, signums[i]);
     }
     uv_run(loop, UV_RUN_DEFAULT);
+    px_admin_stop();
     for (int i = 0; i < sh->n_workers; i++)
         pthread_join(sh->workers[i].thread, NULL);
+    px_health_stop();
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
     uv_run(loop, UV_RUN_DEFAULT);

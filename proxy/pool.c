@@ -22,7 +22,7 @@
 #define PX_OVERFLOW_DELAY_MS 500
 /* A worker's waiter must have waited this much longer than ours to take
  * our connection: keeps connections from ping-ponging between workers. */
-#define PX_FAIR_SLACK_MS 20
+#define PX_FAIR_SLACK_MS 200
 /* Overflow connections close after idling this long. */
 #define PX_OVERFLOW_IDLE_MS 5000
 
@@ -154,6 +154,7 @@ bool px_pool_checkout(px_pool_t *pool, px_client_t *c)
         return true;
     }
     /* queue: state WAITING was set by the caller; join the list */
+    c->wait_pool = pool;
     px_list_append(&pool->waiters, &c->link);
     pool->n_waiting++;
     if (pool->n_waiting == 1)
@@ -169,10 +170,12 @@ void px_pool_remove_waiter(px_client_t *c)
     /* a client linked straight away by px_pool_checkout never joined the list */
     if (px_list_empty(&c->link))
         return;
+    px_pool_t *pool = c->wait_pool ? c->wait_pool : c->pool;
     px_list_del(&c->link);
-    c->pool->n_waiting--;
+    pool->n_waiting--;
     c->deadline = 0;
-    publish_oldest(c->pool);
+    c->wait_pool = NULL;
+    publish_oldest(pool);
 }
 
 static void want_budget(px_pool_t *pool, bool want)
@@ -307,6 +310,19 @@ void px_pool_login_failed(px_pool_t *pool, const char *sqlstate, const char *msg
     while (!px_list_empty(&pool->welcome_waiters)) {
         px_client_t *c = px_container_of(pool->welcome_waiters.next, px_client_t, link);
         px_client_on_welcome(c, false);
+    }
+    /* a replica that cannot be reached: its waiters have sent nothing yet,
+     * so they go to their primary instead */
+    if (!pool->is_primary) {
+        while (!px_list_empty(&pool->waiters)) {
+            px_client_t *c = px_container_of(pool->waiters.next, px_client_t, link);
+            px_pool_remove_waiter(c);
+            c->route = PX_ROUTE_PRIMARY_FALLBACK;
+            c->unit_done = false;
+            if (px_pool_checkout(c->pool, c))
+                continue;
+        }
+        return;
     }
     /* waiters of a pool that cannot log in at all would only time out */
     if (pool->n_idle + pool->n_active == 0) {

@@ -174,7 +174,8 @@ typedef enum px_req_kind {
     PX_REQ_SKIP_CLOSE,  /* injected Close: swallow CloseComplete */
     PX_REQ_SYNTH_PARSE, /* answer ParseComplete ourselves */
     PX_REQ_SYNTH_CLOSE, /* answer CloseComplete ourselves */
-    PX_REQ_SYNTH_DEALLOC, /* answer a DEALLOCATE query ourselves */
+    PX_REQ_SYNTH_DEALLOC,     /* answer a DEALLOCATE name query ourselves */
+    PX_REQ_SYNTH_DEALLOC_ALL, /* answer a DEALLOCATE ALL query ourselves */
 } px_req_kind_t;
 
 typedef struct px_req {
@@ -232,6 +233,15 @@ typedef struct px_params {
     uint64_t hash;  /* over the block, to skip diffs when equal */
 } px_params_t;
 
+/* ---- routing ------------------------------------------------------------- */
+
+typedef enum px_route_verdict {
+    PX_ROUTE_PRIMARY = 0,      /* may write, or not known to be read-only */
+    PX_ROUTE_PRIMARY_FALLBACK, /* read-only, but no replica is usable or caught up */
+    PX_ROUTE_REPLICA,          /* a read-only unit in autocommit */
+    PX_ROUTE_REPLICA_TXN,      /* BEGIN READ ONLY: the whole transaction on a replica */
+} px_route_verdict_t;
+
 /* ---- client session ------------------------------------------------------ */
 
 typedef enum px_client_state {
@@ -279,6 +289,7 @@ struct px_client {
     px_list_t link;              /* login list, pool waiters list, or self */
     px_pool_t *pool;             /* the (database, user) pool, set after authentication */
     px_server_t *server;         /* linked server connection, if any */
+    px_pool_t *wait_pool;        /* the pool it waits in (WAITING): its own or a replica's */
     uint32_t id;                 /* proxy-issued backend pid: worker index << 24 | slot */
     uint32_t cancel_key;         /* proxy-issued cancel key */
     uint64_t deadline;           /* login or pool-wait deadline (loop ms), 0 = none */
@@ -289,10 +300,15 @@ struct px_client {
     char *database;              /* owned */
     struct px_client_auth *auth; /* login-time state, freed once logged in */
     bool pinned;                 /* keeps its server connection until it leaves */
-    bool unsynced;               /* extended-protocol messages sent since the last Sync */
-    bool in_copy_in;             /* the server asked for COPY data */
-    uint8_t tx_status;           /* last ReadyForQuery status seen: I, T or E */
-    char peer[64];               /* "ip:port" for logs */
+    uint8_t route;               /* px_route_verdict_t of the current transaction */
+    uint64_t q_start_ns;   /* uv_hrtime() when the request being answered went out, 0 = none */
+    bool unit_done;        /* a replica-routed unit has been sent in full */
+    uint64_t rw_fence_gen; /* health generation at its last write commit, 0 = none */
+    uint64_t rw_need_lsn;  /* primary LSN replicas must reach for it, 0 = not yet known */
+    bool unsynced;         /* extended-protocol messages sent since the last Sync */
+    bool in_copy_in;       /* the server asked for COPY data */
+    uint8_t tx_status;     /* last ReadyForQuery status seen: I, T or E */
+    char peer[64];         /* "ip:port" for logs */
 };
 
 /* ---- server connection --------------------------------------------------- */
@@ -574,6 +590,12 @@ void px_pool_offer_idle(px_pool_t *pool);
 void px_pool_request_welcome(px_pool_t *pool, px_client_t *c);
 /** The pool has its welcome parameters: greet every client waiting for them. */
 void px_pool_welcome_waiters(px_pool_t *pool);
+
+/* route.c */
+/** The pool for the transaction the client is starting (its primary pool or a replica's). */
+px_pool_t *px_route_pick(px_client_t *c, px_route_verdict_t *verdict);
+/** The transaction ended and its server connection went back to @p pool. */
+void px_route_done(px_client_t *c, px_pool_t *pool, px_route_verdict_t verdict);
 
 /* worker.c */
 int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;

@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "px.h"
+#include "px_metrics.h"
 
 static const char *const server_state_names[] = {
     "connecting", "login", "idle", "active", "checking", "resetting", "closing",
@@ -563,7 +564,8 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
             px_wbuf_end(&wb);
         } else {
             px_wbuf_begin(&wb, 'C');
-            px_wbuf_put_cstr(&wb, "DEALLOCATE");
+            px_wbuf_put_cstr(&wb,
+                             kind == PX_REQ_SYNTH_DEALLOC_ALL ? "DEALLOCATE ALL" : "DEALLOCATE");
             px_wbuf_end(&wb);
             px_build_ready(&wb, s->tx_status);
         }
@@ -687,6 +689,14 @@ void px_server_process(px_server_t *s)
                 c->in_copy_in = false;
                 if (st == 'I')
                     PX_STAT_INC(w, transactions);
+                if (c->q_start_ns) {
+                    uint64_t t = uv_hrtime();
+                    px_metrics_observe_query(
+                        w->index,
+                        s->pool->is_primary ? PX_METRICS_ROUTE_PRIMARY : PX_METRICS_ROUTE_REPLICA,
+                        PX_METRICS_CACHE_BYPASS, (double)(t - c->q_start_ns) / 1e9);
+                    c->q_start_ns = s->fifo.count > 1 ? t : 0; /* pipelined: next one starts */
+                }
             }
             break;
         }
@@ -780,6 +790,8 @@ void px_server_process(px_server_t *s)
         c->server = NULL;
         s->client = NULL;
         s->ignore_till_sync = false;
+        px_route_done(c, s->pool, (px_route_verdict_t)c->route);
+        c->unit_done = false;
         px_client_set_state(c, PX_CLIENT_IDLE);
         s->io.paused = false;
         if (px_io_start_read(&s->io) != 0) {

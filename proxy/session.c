@@ -23,6 +23,7 @@
 
 #include "px.h"
 #include "sqlscan.h"
+#include "px_metrics.h"
 
 struct px_client_auth {
     px_auth_step_t step;
@@ -723,7 +724,7 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     s->client = c;
     px_client_set_state(c, PX_CLIENT_ACTIVE);
     uint64_t waited = px_now(w) - c->wait_start;
-    (void)waited;
+    px_metrics_observe_pool_wait(w->index, (double)waited / 1000.0);
     if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
         char sql[8192];
         size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(sql));
@@ -785,7 +786,8 @@ static msg_result_t ensure_stmt(px_server_t *s, const px_stmt_t *st, px_sender_t
     px_stmt_set_add(s->stmts, st->key, &evicted, &had);
     if (had && !px_server_inject_close(s, to_server, evicted))
         return MSG_BROKEN;
-    if (!px_server_inject_parse(s, to_server, st->key, st->rest, st->rest_len))
+    if (!px_server_inject_close(s, to_server, st->key) ||
+        !px_server_inject_parse(s, to_server, st->key, st->rest, st->rest_len))
         return MSG_BROKEN;
     return MSG_FORWARD;
 }
@@ -825,6 +827,26 @@ static msg_result_t rewrite(px_sender_t *to_server, uint8_t type, const uint8_t 
     return MSG_CONSUMED;
 }
 
+/* An unnamed Parse with its query text replaced. */
+static msg_result_t rewrite_parse_text(px_sender_t *to_server, const char *q, size_t qlen,
+                                       const uint8_t *after, size_t after_len)
+{
+    size_t total = PX_MSG_HDR_LEN + 1 + qlen + 1 + after_len;
+    uint8_t *p = px_sender_alloc(to_server, total);
+    if (!p)
+        return MSG_BROKEN;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, 'P');
+    px_wbuf_put_byte(&wb, 0);
+    px_wbuf_put_bytes(&wb, q, qlen);
+    px_wbuf_put_byte(&wb, 0);
+    px_wbuf_put_bytes(&wb, after, after_len);
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(to_server, p, wb.len))
+        return MSG_BROKEN;
+    return MSG_CONSUMED;
+}
+
 /* "DEALLOCATE [PREPARE] name|ALL" as a whole query, for a statement the
  * proxy keeps: answered here, since the server knows it by another name. */
 static bool is_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, size_t cap)
@@ -853,7 +875,7 @@ static bool is_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, siz
             return false;
     if (n == 3 && strncasecmp(p, "all", 3) == 0) {
         *all = true;
-        return c->stmts.count > 0;
+        return true;
     }
     bool quoted = n >= 2 && p[0] == '"' && p[n - 1] == '"';
     size_t k = 0;
@@ -893,19 +915,24 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (txn_mode) {
             bool all;
             char name[128];
-            if (is_dealloc(c, sql, &all, name, sizeof(name))) {
+            if (c->tx_status != 'E' && is_dealloc(c, sql, &all, name, sizeof(name)) &&
+                !(all && c->pinned)) {
+                /* the client's protocol-level statements live under other
+                 * names on shared connections: forget them here */
                 if (all)
                     px_stmt_map_clear(&c->stmts);
                 else
                     px_stmt_map_del(&c->stmts, name, strlen(name));
-                return synth(s, PX_REQ_SYNTH_DEALLOC, to_client);
+                return synth(s, all ? PX_REQ_SYNTH_DEALLOC_ALL : PX_REQ_SYNTH_DEALLOC, to_client);
             }
             const char *why =
                 c->pinned ? NULL : px_sqlscan_session_state((const char *)sql.p, sql.n);
             if (why)
                 pin(c, why);
-            if (why && strcmp(why, "DISCARD") == 0) {
-                /* DISCARD ALL drops every statement on the connection */
+            if (px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
+                /* DISCARD ALL / DEALLOCATE on the server: from now on the
+                 * proxy does not know which statements the connection has
+                 * (every Parse it sends is preceded by a Close) */
                 px_stmt_map_clear(&c->stmts);
                 px_stmt_set_clear(s->stmts);
             }
@@ -925,6 +952,32 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
                 if (why)
                     pin(c, why);
+            }
+            if (txn_mode && px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
+                bool all;
+                char name[128];
+                const px_stmt_t *st;
+                if (c->tx_status != 'E' && is_dealloc(c, sql, &all, name, sizeof(name)) && !all &&
+                    (st = px_stmt_map_get(&c->stmts, name, strlen(name)))) {
+                    /* DEALLOCATE of a client name: drop the server-side
+                     * statement it maps to, under that name */
+                    char q[64];
+                    char sname[PX_STMT_NAME_LEN];
+                    px_stmt_name(st->key, sname);
+                    int ql = snprintf(q, sizeof(q), "DEALLOCATE %s", sname);
+                    const uint8_t *after = sql.p + sql.n + 1;
+                    px_stmt_set_del(s->stmts, st->key);
+                    px_stmt_map_del(&c->stmts, name, strlen(name));
+                    msg_result_t r = rewrite_parse_text(to_server, q, (size_t)ql, after,
+                                                        (size_t)(body.p + body.n - after));
+                    if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL))
+                        return MSG_BROKEN;
+                    return r;
+                }
+                /* DEALLOCATE ALL, DISCARD: the server forgets statements the
+                 * proxy cannot tell apart; start over */
+                px_stmt_map_clear(&c->stmts);
+                px_stmt_set_clear(s->stmts);
             }
             return px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL) ? MSG_FORWARD : MSG_BROKEN;
         }
@@ -946,6 +999,10 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         bool had;
         px_stmt_set_add(s->stmts, key, &evicted, &had);
         if (had && !px_server_inject_close(s, to_server, evicted))
+            return MSG_BROKEN;
+        /* the server may still hold it (after DEALLOCATE of other names,
+         * or a set cleared conservatively): closing first never fails */
+        if (!px_server_inject_close(s, to_server, key))
             return MSG_BROKEN;
         msg_result_t r = rewrite(to_server, 'P', NULL, 0, key, rest, rest_len);
         if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_PARSE, &key))
@@ -1130,12 +1187,18 @@ void px_client_process(px_client_t *c)
 
         if (!s) {
             /* the first message of a transaction: get a server connection */
+            px_route_verdict_t verdict;
+            px_pool_t *target = px_route_pick(c, &verdict);
+            c->route = (uint8_t)verdict;
+            c->unit_done = false;
             px_client_set_state(c, PX_CLIENT_WAITING);
             c->wait_start = px_now(w);
-            if (!px_pool_checkout(c->pool, c))
+            if (!px_pool_checkout(target, c))
                 break; /* waiting; px_client_on_server continues */
             return;    /* px_client_on_server already processed the rest */
         }
+        if (c->unit_done)
+            break; /* a replica got its unit; the next one is routed anew */
         if (px_io_blocked(&s->io) || px_io_blocked(&c->io) || px_fifo_full(&s->fifo)) {
             c->io.paused = true;
             break;
@@ -1157,6 +1220,10 @@ void px_client_process(px_client_t *c)
         in->rpos += n;
         c->io.pass_left = whole - n;
         forwarded += n;
+        if (c->route == PX_ROUTE_REPLICA && (hdr.type == 'S' || hdr.type == 'Q'))
+            c->unit_done = true;
+        if (!c->q_start_ns && (hdr.type == 'Q' || hdr.type == 'S' || hdr.type == 'F'))
+            c->q_start_ns = uv_hrtime();
     }
 
     if (c->state == PX_CLIENT_CLOSING)

@@ -385,3 +385,36 @@ const char *px_sqlscan_session_state(const char *sql, size_t len)
         why = scan(sql, len, true);
     return why;
 }
+
+bool px_sqlscan_drops_statements(const char *sql, size_t len)
+{
+    scan_t s = {sql, len, 0};
+    bool at_start = true;
+    while (s.i < s.n) {
+        skip_space(&s);
+        if (s.i >= s.n)
+            break;
+        char ch = s.p[s.i];
+        if (ch == ';') {
+            s.i++;
+            at_start = true;
+            continue;
+        }
+        if (ch == '\'' || ch == '"' ||
+            (ch == '$' && !(s.i + 1 < s.n && isdigit((unsigned char)s.p[s.i + 1])))) {
+            skip_quoted(&s);
+            at_start = false;
+            continue;
+        }
+        char w[32];
+        if (read_word(&s, w, sizeof(w))) {
+            if (at_start && (strcmp(w, "deallocate") == 0 || strcmp(w, "discard") == 0))
+                return true;
+            at_start = false;
+            continue;
+        }
+        at_start = false;
+        s.i++;
+    }
+    return false;
+}

@@ -7,6 +7,7 @@
 #ifndef PX_SQLSCAN_H
 #define PX_SQLSCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /**
@@ -16,5 +17,11 @@
  * skipped; the scan never reads outside [sql, sql + len).
  */
 const char *px_sqlscan_session_state(const char *sql, size_t len);
+
+/**
+ * Whether any statement in @p sql starts with DEALLOCATE or DISCARD (which
+ * may remove prepared statements from the connection).
+ */
+bool px_sqlscan_drops_statements(const char *sql, size_t len);
 
 #endif

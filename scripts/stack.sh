@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The throwaway test stack: PostgreSQL 15 primary + 2 streaming replicas + Redis,
-# all on 127.0.0.1, all living in one directory.
+# all on 127.0.0.1, all living in one directory. PostgreSQL runs with ssl=on, using a
+# throwaway CA made by scripts/make-certs.sh in $PX_STACK_DIR/certs (PX_TLS_* in env.sh);
+# role fnx_ssl may only log in over TLS (hostssl), every other role either way.
 #
 #   scripts/stack.sh start|stop|status
 #
@@ -309,7 +311,7 @@ replica_ready() { # port lsn
     [[ "$(psql_at "$1" postgres -c "SELECT pg_is_in_recovery()
             AND pg_last_wal_replay_lsn() >= '$2'::pg_lsn
             AND (SELECT count(*) FROM pg_roles
-                 WHERE rolname IN ('fnx','fnx_md5','fnx_plain','fnx_trust')) = 4")" == t ]]
+                 WHERE rolname IN ('fnx','fnx_md5','fnx_plain','fnx_trust','fnx_ssl')) = 5")" == t ]]
 }
 
 streaming_count_is() { # n
@@ -387,6 +389,17 @@ do_start() {
         log "postgres cannot use $D directly (access or socket path length); using $root"
     fi
 
+    # Throwaway CA + certificates; PostgreSQL gets its own copies it owns (key 0600).
+    log "making TLS certificates in $D/certs"
+    "$ROOT/scripts/make-certs.sh" "$D/certs"
+    mkdir -p "$root/ssl"
+    install -m 0644 "$D/certs/server.crt" "$root/ssl/server.crt"
+    install -m 0600 "$D/certs/server.key" "$root/ssl/server.key"
+    if [[ "$(id -u)" -eq 0 ]]; then
+        chown -R postgres:postgres "$root/ssl"
+    fi
+    chmod 0700 "$root/ssl"
+
     log "initdb primary"
     if ! as_pg "$PX_PGBIN/initdb" -D "$root/primary" -U postgres -A trust -E UTF8 \
         --locale=C --no-sync --no-instructions >"$root/initdb.log" 2>&1; then
@@ -413,11 +426,18 @@ shared_preload_libraries = 'pg_stat_statements'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_timezone = 'UTC'
+# TLS; the replicas inherit these lines (and the certificate) through pg_basebackup
+ssl = on
+ssl_cert_file = '$root/ssl/server.crt'
+ssl_key_file = '$root/ssl/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
 EOF
     as_pg tee "$root/primary/pg_hba.conf" >/dev/null <<EOF
 # fastnext-proxy test stack
 local   all          all                       trust
 host    replication  postgres   127.0.0.1/32   trust
+hostssl   all        fnx_ssl    127.0.0.1/32   scram-sha-256
+hostnossl all        fnx_ssl    127.0.0.1/32   reject
 host    all          fnx_trust  127.0.0.1/32   trust
 host    all          fnx_md5    127.0.0.1/32   md5
 host    all          fnx_plain  127.0.0.1/32   password
@@ -438,10 +458,11 @@ CREATE ROLE fnx_md5 LOGIN PASSWORD 'md5_pass';
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE fnx_plain LOGIN PASSWORD 'plain_pass';
 CREATE ROLE fnx_trust LOGIN;
+CREATE ROLE fnx_ssl LOGIN PASSWORD 'ssl_pass';
 CREATE DATABASE fnx OWNER fnx;
-GRANT ALL ON DATABASE fnx TO fnx, fnx_md5, fnx_plain, fnx_trust;
+GRANT ALL ON DATABASE fnx TO fnx, fnx_md5, fnx_plain, fnx_trust, fnx_ssl;
 \connect fnx
-GRANT ALL ON SCHEMA public TO fnx, fnx_md5, fnx_plain, fnx_trust;
+GRANT ALL ON SCHEMA public TO fnx, fnx_md5, fnx_plain, fnx_trust, fnx_ssl;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SQL
 
@@ -492,6 +513,11 @@ EOF
         printf 'export PX_PROXY_PORT=%q\n' "$PROXY_PORT"
         printf 'export PX_ADMIN_PORT=%q\n' "$ADMIN_PORT"
         printf 'export PX_PG_SOCKET_DIR=%q\n' "$root"
+        printf 'export PX_TLS_CA=%q\n' "$D/certs/ca.crt"
+        printf 'export PX_TLS_PROXY_CERT=%q\n' "$D/certs/proxy.crt"
+        printf 'export PX_TLS_PROXY_KEY=%q\n' "$D/certs/proxy.key"
+        printf 'export PX_TLS_PG_CERT=%q\n' "$D/certs/server.crt"
+        printf 'export PX_TLS_PG_KEY=%q\n' "$D/certs/server.key"
     } >"$D/env.sh"
 
     trap - EXIT
