@@ -172,6 +172,8 @@ static void px_admin_pools_json(px_json_t *j, const px_pool_stats_t *ps, int n)
         px_json_obj(j);
         px_json_kv_str(j, "database", p->database);
         px_json_kv_str(j, "user", p->user);
+        px_json_kv_str(j, "backend", p->backend);
+        px_json_kv_str(j, "role", p->role);
         px_json_kv_int(j, "size", p->size);
         px_json_kv_int(j, "max_overflow", p->max_overflow);
         px_json_kv_int(j, "open", p->open);
@@ -608,10 +610,11 @@ static void px_admin_pool_family(px_metrics_buf_t *b, const char *name, const ch
 {
     px_metrics_family(b, name, "gauge", help);
     for (int i = 0; i < n; i++) {
-        px_metrics_label_t l[2] = {{"database", ps[i].database}, {"user", ps[i].user}};
+        px_metrics_label_t l[3] = {
+            {"database", ps[i].database}, {"user", ps[i].user}, {"backend", ps[i].backend}};
         int v;
         memcpy(&v, (const char *)&ps[i] + field, sizeof(v));
-        px_metrics_sample(b, name, l, 2, v);
+        px_metrics_sample(b, name, l, 3, v);
     }
 }
 
@@ -654,8 +657,8 @@ static void px_admin_metrics(const px_http_request_t *req, px_http_response_t *r
     px_pool_stats_t *ps;
     int total;
     int n = px_admin_pools(a, &ps, &total);
-    px_admin_gauge(b, "fastnext_db_pools", "Server connection pools, one per (database, user).",
-                   total);
+    px_admin_gauge(b, "fastnext_db_pools",
+                   "Server connection pools, one per (database, user, backend).", total);
     px_admin_pool_family(b, "fastnext_db_pool_size", "DB_POOL_SIZE of the pool.", ps, n,
                          offsetof(px_pool_stats_t, size));
     px_admin_pool_family(b, "fastnext_db_pool_max_overflow", "DB_MAX_OVERFLOW of the pool.", ps, n,

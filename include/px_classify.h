@@ -144,6 +144,19 @@ typedef struct px_classify_result {
  * the configured max_text, or nested deeper than max_depth, are not parsed
  * (UNKNOWN with PX_CLS_F_TOO_COMPLEX).
  *
+ * Statement by statement: SELECT/VALUES/TABLE, SHOW, EXPLAIN [ANALYZE] of a
+ * read and COPY ... TO STDOUT (of a table or of a read) are READ, unless they
+ * lock rows (FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE at any level),
+ * modify data (writable CTEs at any depth), SELECT INTO, or call a
+ * side-effecting or volatile function (see px_classify_vol_t). INSERT,
+ * UPDATE, DELETE, MERGE, DDL, COPY FROM, COPY TO a file or program, CALL,
+ * DO, NOTIFY, LOCK, VACUUM, ANALYZE, CHECKPOINT, EXPLAIN of anything but a
+ * read, and every statement type not named here are WRITE. BEGIN, START,
+ * COMMIT, END, ROLLBACK, ABORT, SAVEPOINT, RELEASE, PREPARE TRANSACTION,
+ * COMMIT/ROLLBACK PREPARED, SET TRANSACTION and SET transaction_* are TXN.
+ * SET, RESET, DISCARD, LISTEN, UNLISTEN, PREPARE, EXECUTE, DEALLOCATE,
+ * DECLARE, FETCH, MOVE, CLOSE and LOAD are SESSION.
+ *
  * A SELECT naming a pg_temp.* relation is UNKNOWN: temporary tables exist in
  * one session on one server. Reads of system catalogs (pg_*, pg_catalog.*,
  * information_schema.*) are READ but not cacheable.
@@ -236,7 +249,8 @@ typedef struct px_classify_config {
     uint32_t cache_entries; /* per-thread verdict cache size in entries [65536]; 0 = no cache */
     uint64_t cache_bytes;   /* per-thread byte budget for keys and verdicts [16 MiB] */
     uint32_t max_text;      /* longer texts are not parsed [131072] */
-    uint32_t max_depth;     /* estimated nesting/operator-chain depth limit [1000] */
+    uint32_t max_depth;     /* estimated nesting/operator-chain depth limit [1000];
+                               at 1000 the parser needs ~0.7 MiB of stack */
 } px_classify_config_t;
 
 /** The defaults above. */

@@ -26,6 +26,7 @@ typedef struct px_member_status {
     uint16_t port;
     px_member_role_t role;     /* as configured */
     bool up;                   /* the last probe connected and answered */
+    bool reachable;            /* the server answered, even if it refused the probe's login */
     bool in_recovery;          /* pg_is_in_recovery() */
     bool usable_for_reads;     /* up, in recovery and lag <= READ_REPLICA_MAX_LAG */
     bool promoted;             /* configured as a replica but no longer in recovery */

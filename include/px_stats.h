@@ -38,8 +38,10 @@ typedef struct px_stats_totals {
 typedef struct px_pool_stats {
     char database[64];
     char user[64];
-    int open;   /* server connections open (the shared budget in use) */
-    int active; /* linked to a client */
+    char backend[280]; /* "host:port" of the member its connections go to */
+    const char *role;  /* "primary" or "replica" */
+    int open;          /* server connections open (the shared budget in use) */
+    int active;        /* linked to a client */
     int idle;
     int pending;      /* connecting, logging in, checking or resetting */
     int waiting;      /* clients waiting for a server connection */

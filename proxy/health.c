@@ -42,6 +42,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "px.h"
 #include "px_classify.h"
 #include "px_health.h"
@@ -85,6 +87,7 @@ typedef struct hc_member {
     uint64_t receive_lsn;           /* pg_last_wal_receive_lsn(), 0 unknown */
     double replay_age;              /* now() - pg_last_xact_replay_timestamp(), -1 unknown */
     bool was_up, was_usable;        /* for logging transitions */
+    bool was_promoted;
 } hc_member_t;
 
 typedef struct hc_prober {
@@ -227,6 +230,13 @@ static void hc_read_config(hc_prober_t *P)
         max_lag = cfg->read_replica_max_lag;
     }
     pthread_mutex_unlock(&P->sh->lock);
+    if (!oom && user && !pw) {
+        /* no POSTGRES_PASSWORD: the user's plaintext password from the auth file */
+        px_secret_t sec;
+        if (px_shared_lookup_secret(P->sh, user, &sec) && sec.kind == PX_SECRET_PLAIN)
+            oom |= (pw = strdup(sec.text)) == NULL;
+        OPENSSL_cleanse(&sec, sizeof sec);
+    }
 
     if (oom || n == 0) {
         free(db);
@@ -275,11 +285,19 @@ static void hc_read_config(hc_prober_t *P)
 
 /* ---- one member's state machine ------------------------------------------------ */
 
+/* The server answered but would not let the probe in: it is reachable. */
+static bool hc_login_refused(const char *detail)
+{
+    return detail && (strstr(detail, "password") || strstr(detail, "authentication") ||
+                      strstr(detail, "pg_hba.conf") || strstr(detail, "does not exist"));
+}
+
 static void hc_fail(hc_member_t *m, const char *what, const char *detail)
 {
     hc_set_error(m, what, detail);
     m->st.probe_ms = (double)(hc_now_ms() - m->started);
     m->st.up = false;
+    m->st.reachable = hc_login_refused(detail);
     m->st.failures++;
     m->step = HC_DONE;
     hc_disconnect(m);
@@ -490,11 +508,13 @@ static void hc_advance(hc_prober_t *P, hc_member_t *m, uint64_t now)
         hc_set_error(m, "probe failed", m->err[0] ? m->err : "no result");
         m->st.probe_ms = (double)(now - m->started);
         m->st.up = false;
+        m->st.reachable = false;
         m->st.failures++;
         m->step = HC_DONE;
         return;
     }
     m->st.up = true;
+    m->st.reachable = true;
     m->st.last_error[0] = '\0';
     m->st.probe_ms = (double)(now - m->started);
     m->st.last_ok_unix_ms = hc_wall_ms();
@@ -636,14 +656,17 @@ static void hc_log_transitions(hc_prober_t *P)
             px_log_warn("health", "%s %s:%u is down: %s", role, m->st.host, m->st.port,
                         m->st.last_error);
         else if (!m->was_up && m->st.up)
-            px_log_info("health", "%s %s:%u is up%s", role, m->st.host, m->st.port,
-                        m->st.promoted ? " and no longer in recovery (promoted)" : "");
+            px_log_info("health", "%s %s:%u is up", role, m->st.host, m->st.port);
         if (m->st.role == PX_MEMBER_REPLICA && m->st.up && m->was_usable != m->st.usable_for_reads)
             px_log_info("health", "replica %s:%u %s reads (lag %.1f s, %llu bytes)", m->st.host,
                         m->st.port, m->st.usable_for_reads ? "takes" : "takes no more",
                         m->st.lag_seconds, (unsigned long long)m->st.lag_bytes);
+        if (m->st.up && m->st.promoted && !m->was_promoted)
+            px_log_warn("health", "replica %s:%u is no longer in recovery: promoted", m->st.host,
+                        m->st.port);
         m->was_up = m->st.up;
         m->was_usable = m->st.usable_for_reads;
+        m->was_promoted = m->st.up && m->st.promoted;
     }
 }
 
@@ -665,7 +688,8 @@ static void hc_publish(hc_prober_t *P)
     const px_member_status_t *p = &P->m[0].st;
     atomic_store(&g_usable, usable);
     atomic_store(&g_primary_lsn, P->n > 0 && p->up && !p->in_recovery ? p->lsn : 0);
-    atomic_store(&g_primary_up, P->n > 0 && p->up);
+    /* readiness: the primary answers, even when the probe cannot log in */
+    atomic_store(&g_primary_up, P->n > 0 && (p->up || p->reachable));
     atomic_fetch_add(&g_generation, 1);
 }
 

@@ -665,6 +665,8 @@ void px_server_process(px_server_t *s)
             continue;
         }
         bool pop = req && req_ends(kind, hdr.type);
+        px_log_debug(NULL, "S-%u <- %c head %d pop %d fifo %u", s->id, hdr.type, req ? kind : -1,
+                     pop, s->fifo.count);
         switch (hdr.type) {
         case 'Z': {
             uint8_t st;

@@ -1204,6 +1204,7 @@ void px_client_process(px_client_t *c)
             break;
         }
 
+        px_log_debug(NULL, "C-%u -> %c (%u bytes) fifo %u", c->id, hdr.type, whole, s->fifo.count);
         msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, &to_server, &to_client);
         if (mr == MSG_FAILED)
             return;

@@ -51,6 +51,8 @@ int px_stats_pools(px_shared_t *sh, px_pool_stats_t *out, int max)
             memset(ps, 0, sizeof(*ps));
             snprintf(ps->database, sizeof(ps->database), "%s", database);
             snprintf(ps->user, sizeof(ps->user), "%s", user);
+            snprintf(ps->backend, sizeof(ps->backend), "%s:%u", b->host, b->port);
+            ps->role = b->is_primary ? "primary" : "replica";
             ps->open = LOAD(b->open);
             ps->size = size;
             ps->max_overflow = overflow;

@@ -8,10 +8,12 @@ dashboards query against a live proxy's /metrics.
 
 import json
 import os
+import pathlib
 import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.parse
 
@@ -19,7 +21,8 @@ import pytest
 import yaml
 
 import promql
-from conftest import (
+from deploy_fixtures import deploy_node, find, live_proxy, node, objects, stack  # noqa: F401 (fixtures)
+from deploy_support import (
     GRAFANA,
     HERE,
     K8S,
@@ -486,11 +489,11 @@ def test_redis_cluster_scripts(find, tmp_path):
         ips = ["127.0.0.1"] * 6
         start_all(ips)
         out = create(ips)
-        assert "cluster ok: 3 masters, 6 nodes" in out, out[-2000:]
+        assert "cluster ok: 3 masters, 3 replicas, 6 nodes" in out, out[-2000:]
         got, out = roles(ips[0], ports[0])
         assert got == ["master"] * 3 + ["slave"] * 3, out
         out = create(ips)  # again: no harm
-        assert "the cluster exists" in out and "cluster ok: 3 masters, 6 nodes" in out
+        assert "the cluster exists" in out and "cluster ok: 3 masters, 3 replicas, 6 nodes" in out
         stop_all()
         ips = ["127.0.0.%d" % (20 + i) for i in range(6)]  # every pod came back elsewhere
         start_all(ips)
@@ -498,7 +501,7 @@ def test_redis_cluster_scripts(find, tmp_path):
             conf = (tmp_path / ("n%d" % i) / "nodes.conf").read_text()
             assert "%s:%d@" % (ips[i], ports[i]) in [l for l in conf.splitlines() if "myself" in l][0]
         out = create(ips)
-        assert "cluster ok: 3 masters, 6 nodes" in out, out[-2000:]
+        assert "cluster ok: 3 masters, 3 replicas, 6 nodes" in out, out[-2000:]
         got, out = roles(ips[0], ports[0])
         assert got == ["master"] * 3 + ["slave"] * 3, out
     finally:
@@ -527,8 +530,9 @@ def test_postgres_replication_scripts(find, tmp_path):
     p_args = pg_args(containers(find("StatefulSet", "postgres-primary"))["postgres"])
     r_args = pg_args(containers(find("StatefulSet", "postgres-replica"))["postgres"])
     as_pg = _as_postgres()
-    base = tmp_path / "pg"
-    base.mkdir()
+    # not under tmp_path: pytest's directories are private to root, and the
+    # postgres user must reach this one (and its socket path must stay short)
+    base = pathlib.Path(tempfile.mkdtemp(prefix="fnx-deploy-pg-"))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
     primary, replica = base / "primary", base / "replica" / "pgdata"
@@ -596,7 +600,7 @@ def test_postgres_replication_scripts(find, tmp_path):
         with pytest.raises(psycopg.OperationalError):
             conn(pport, "app", "wrong-password").close()
         deadline = time.monotonic() + 30
-        with conn(rport, "fastnext_health", pw["HEALTH_PASSWORD"]) as c:
+        with conn(rport, "app", pw["APP_PASSWORD"]) as c:
             while True:
                 try:
                     if c.execute("SELECT v FROM t").fetchone() == (42,):
@@ -605,6 +609,9 @@ def test_postgres_replication_scripts(find, tmp_path):
                     pass
                 assert time.monotonic() < deadline, "the replica did not replay the primary's writes"
                 time.sleep(0.2)
+        with conn(rport, "fastnext_health", pw["HEALTH_PASSWORD"]) as c:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute("SELECT v FROM t")  # the prober sees no application data
             row = c.execute(
                 "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.pg_last_wal_replay_lsn(), "
                 "pg_catalog.pg_last_wal_receive_lsn()"
@@ -616,6 +623,7 @@ def test_postgres_replication_scripts(find, tmp_path):
     finally:
         for d in reversed(started):
             pg_ctl(d, "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # ====================================================================== Dockerfile
@@ -1073,7 +1081,8 @@ def test_docs_list_only_missing_metrics(scrape):
     doc = open(os.path.join(ROOT, "docs", "deploy.md")).read()
     m = re.search(r"^### Dashboards to extend\n(.*?)(?=^#{1,3} |\Z)", doc, re.S | re.M)
     assert m, "docs/deploy.md has no '### Dashboards to extend' section"
-    listed = set(re.findall(r"`(fastnext_[a-z0-9_]+)`", m.group(1)))
+    items = re.findall(r"^- .*?(?=^- |^\s*$)", m.group(1), re.S | re.M)  # the bullet list
+    listed = set(re.findall(r"`(fastnext_[a-z0-9_]+)`", "".join(items)))
     assert listed, "the section lists no metric"
     now = sorted(n for n in listed if n in valid or n + "_bucket" in valid)
     assert not now, "now exported, give them panels and drop them from the list: %s" % now

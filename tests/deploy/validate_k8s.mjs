@@ -423,7 +423,7 @@ async function main() {
   const all = objs.map((o) => o.obj);
   const names = new Set();
   for (const { obj, file, rel } of objs) {
-    const id = `${obj.kind}/${obj.metadata && obj.metadata.name}`;
+    const id = obj.metadata ? `${obj.kind}/${obj.metadata.name}` : obj.kind;
     const errs = [];
     const key = `${obj.apiVersion}/${obj.kind}`;
     const uniq = `${obj.kind}/${obj.metadata && obj.metadata.namespace}/${obj.metadata && obj.metadata.name}`;

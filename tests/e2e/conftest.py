@@ -65,6 +65,8 @@ DEFAULT_PROXY_ENV = {
     "CLIENT_LOGIN_TIMEOUT": "3",
     "LOG_LEVEL": "info",
     "CACHE_ENABLED": "false",
+    # the health checker logs in as this user (its password comes from the auth file)
+    "POSTGRES_USER": "fnx",
 }
 
 # PX_E2E_PROXY_ENV="WORKERS=1 LOG_LEVEL=debug" changes the defaults for a

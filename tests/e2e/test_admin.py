@@ -224,6 +224,12 @@ class Relay:
 
     def stop(self):
         if self.lsock:
+            # shutdown wakes the accept() blocked in the other thread; close
+            # alone leaves it able to accept one more connection
+            try:
+                self.lsock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.lsock.close()
             self.lsock = None
         with self.lock:

@@ -34,7 +34,6 @@ from conftest import (
     pg_super,
     skip_if_direct,
     unique,
-    wait_until,
 )
 
 PIN_LINE = "pinned to its server connection"
@@ -48,6 +47,33 @@ def pin_lines(px):
     if px.direct:
         return []
     return [ln for ln in px.stderr_text().splitlines() if PIN_LINE in ln]
+
+
+def pins_total(px):
+    """fastnext_client_pins_total from the admin port's /metrics, or None
+    when the admin port does not answer (then the log is the evidence)."""
+    if px.direct or not px.admin_port:
+        return None
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % px.admin_port,
+                                    timeout=3) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    vals = [float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+            if ln.startswith("fastnext_client_pins_total")]
+    return sum(vals) if vals else None
+
+
+def assert_pins(px, n):
+    """The client was pinned n times: per the log and, if wired, the counter."""
+    if px.direct:
+        return
+    assert len(pin_lines(px)) == n, pin_lines(px)
+    total = pins_total(px)
+    assert total in (None, n), "fastnext_client_pins_total = %s, expected %d" % (total, n)
 
 
 def fnx_backends(conn, since):
@@ -202,7 +228,7 @@ def test_asyncpg_statement_cache_200_clients_over_pool_of_4_no_errors(proxy, mak
     assert not errors, "%d of %d clients failed, first: %r" % (len(errors), n_clients, errors[0])
     assert len(done) == n_clients
     peak.check(4)
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
     px.assert_healthy()
 
 
@@ -253,7 +279,7 @@ def test_asyncpg_executemany_prepare_reuse_across_transactions_and_copy(proxy, m
                 await asyncio.wait_for(x.close(), 5)
 
     asyncio.run(asyncio.wait_for(main(), 45))
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
 
 
 def test_asyncpg_small_statement_cache_closes_and_reprepares(proxy):
@@ -275,7 +301,33 @@ def test_asyncpg_small_statement_cache_closes_and_reprepares(proxy):
             await asyncio.wait_for(b.close(), 5)
 
     asyncio.run(asyncio.wait_for(main(), 40))
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
+
+
+def test_asyncpg_cursor_portals_on_prepared_statements(proxy):
+    """asyncpg cursors: Bind to a named portal of a cached statement, then
+    Execute with a row limit (PortalSuspended) inside a transaction."""
+    px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "10"})
+
+    async def main():
+        a = await apg_connect(px)
+        b = await apg_connect(px)
+        try:
+            for rnd in range(3):
+                for c, mul in ((a, 1), (b, 2)):
+                    async with c.transaction():
+                        got = [r[0] async for r in c.cursor(
+                            "SELECT g * $1::int FROM generate_series(1, 500) g", mul, prefetch=37)]
+                        assert got == [g * mul for g in range(1, 501)]
+                        cur = await c.cursor("SELECT g FROM generate_series(1, 100) g WHERE g > $1",
+                                             rnd)
+                        assert [r[0] for r in await cur.fetch(5)] == list(range(rnd + 1, rnd + 6))
+                        assert (await cur.fetchrow())[0] == rnd + 6
+        finally:
+            await asyncio.wait_for(a.close(), 5)
+            await asyncio.wait_for(b.close(), 5)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
 
 
 # ------------------------------------------------- psycopg 3
@@ -324,7 +376,7 @@ def test_psycopg_prepared_statements_200_connections_over_pool_of_4_no_errors(pr
         assert s.execute("SELECT count(*), count(DISTINCT who), min(id) FROM %s" % t).fetchone() == (
             n_clients * 4, n_clients, 5)
     peak.check(4)
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
 
 
 def test_psycopg_pipeline_with_prepared_statements(proxy, make_table):
@@ -348,7 +400,7 @@ def test_psycopg_pipeline_with_prepared_statements(proxy, make_table):
                                       prepare=True) for i in range(6)]
                 assert [cur.fetchone()[0] for cur in curs] == [
                     rnd * 5 + min(i, 5) for i in range(6)]
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
 
 
 def test_psycopg_server_side_cursors_with_prepared_fetch(proxy):
@@ -363,7 +415,7 @@ def test_psycopg_server_side_cursors_with_prepared_fetch(proxy):
                     got = [r[0] for r in cur]
                 assert got == [g * who for g in range(1, 1001)]
                 c.commit()
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
 
 
 def test_psycopg_with_hold_cursor_pins_and_keeps_working(proxy):
@@ -381,8 +433,7 @@ def test_psycopg_with_hold_cursor_pins_and_keeps_working(proxy):
         assert b.execute("SELECT count(*) FROM pg_cursors WHERE name = 'e2e_hold_nc'").fetchone()[0] == 0
         cur.close()
         a.commit()
-    if not px.direct:
-        assert len(pin_lines(px)) == 1, pin_lines(px)
+    assert_pins(px, 1)
 
 
 # ------------------------------------------------- node-postgres
@@ -437,7 +488,7 @@ def test_node_postgres_named_queries_reused_across_transactions(proxy, make_tabl
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {"oks": [40] * 6}
     with pg_super() as s:
         assert s.execute("SELECT count(*) FROM %s" % t).fetchone()[0] == 240
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
 
 
 # ------------------------------------------------- pgbench -M prepared
@@ -485,7 +536,7 @@ def test_pgbench_prepared_16_clients_over_pool_of_4_no_failures_no_pins(
     m = re.search(r"number of failed transactions: (\d+)", out)
     assert m and m.group(1) == "0", out
     peak.check(4)
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
     with pg_super() as s:
         assert s.execute("SELECT (SELECT sum(abalance) FROM pgbench_accounts) = "
                          "(SELECT coalesce(sum(delta), 0) FROM pgbench_history)").fetchone()[0]
@@ -785,15 +836,16 @@ def test_psycopg_rollback_keeps_everyones_prepared_statements(proxy):
     statements of the other clients on that server connection survive, and
     psycopg prepares its own again."""
     px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "5"})
-    with px.connect() as a, px.connect(autocommit=True) as b:
+    with px.connect(autocommit=True) as a, px.connect(autocommit=True) as b:
         for rnd in range(3):
             for i in range(3):
                 assert a.execute("SELECT %s::int + 1", (i,), prepare=True).fetchone()[0] == i + 1
                 assert b.execute("SELECT %s::int + 2", (i,), prepare=True).fetchone()[0] == i + 2
-            a.rollback()
+            with a.transaction():
+                assert a.execute("SELECT %s::int + 1", (9,), prepare=True).fetchone()[0] == 10
+                raise psycopg.Rollback()  # ROLLBACK, then DEALLOCATE ALL
             assert b.execute("SELECT %s::int + 2", (rnd,), prepare=True).fetchone()[0] == rnd + 2
             assert a.execute("SELECT %s::int + 1", (rnd,), prepare=True).fetchone()[0] == rnd + 1
-            a.commit()
 
 
 @pytest.mark.parametrize("sql", ["DEALLOCATE s1", "DEALLOCATE ALL", "DISCARD ALL"])
@@ -830,18 +882,67 @@ def test_deallocate_all_command_tag_matches_postgres(proxy):
         r.close()
 
 
-def test_deallocate_in_a_failed_transaction_errors_like_postgres(proxy):
-    px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"})
+@pytest.mark.parametrize("how", ["query_in_failed_tx", "extended_in_failed_tx",
+                                 "discard_all_in_tx_block"])
+def test_failed_deallocate_or_discard_keeps_the_statements(proxy, how):
+    """A DEALLOCATE or DISCARD ALL that PostgreSQL refuses (aborted
+    transaction, transaction block) deallocates nothing."""
+    px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "1", "DB_POOL_TIMEOUT": "5"})
     r = raw_login(px)
     try:
         assert exchange(r, pgwire.parse("s1", "SELECT 1"), pgwire.sync()) == ["1", ("Z", "I")]
         assert q(r, "BEGIN") == [("C", "BEGIN"), ("Z", "T")]
-        assert q(r, "SELECT 1/0") == [("E", "22012"), ("Z", "E")]
-        assert q(r, "DEALLOCATE s1") == [("E", "25P02"), ("Z", "E")]
+        if how == "discard_all_in_tx_block":
+            assert q(r, "DISCARD ALL") == [("E", "25001"), ("Z", "E")]
+        else:
+            assert q(r, "SELECT 1/0") == [("E", "22012"), ("Z", "E")]
+            if how == "query_in_failed_tx":
+                assert q(r, "DEALLOCATE s1") == [("E", "25P02"), ("Z", "E")]
+            else:
+                assert exchange(r, pgwire.parse("", "DEALLOCATE s1"), pgwire.bind("", ""),
+                                pgwire.execute(), pgwire.sync()) == [("E", "25P02"), ("Z", "E")]
         assert q(r, "ROLLBACK") == [("C", "ROLLBACK"), ("Z", "I")]
         assert exchange(r, run("s1"), pgwire.sync()) == ["2", ("D", "1")] + OK1
     finally:
         r.close()
+
+
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_deallocate_of_an_unknown_name_keeps_the_other_statements(proxy, protocol):
+    px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "5"})
+    r = raw_login(px)
+    try:
+        assert exchange(r, pgwire.parse("s1", "SELECT 1"), pgwire.sync()) == ["1", ("Z", "I")]
+        if protocol == "simple":
+            assert q(r, "DEALLOCATE nope") == [("E", "26000"), ("Z", "I")]
+        else:
+            assert exchange(r, pgwire.parse("", "DEALLOCATE nope"), pgwire.bind("", ""),
+                            pgwire.execute(), pgwire.sync()) == [
+                "1", "2", ("E", "26000"), ("Z", "I")]
+        assert exchange(r, run("s1"), pgwire.sync()) == ["2", ("D", "1")] + OK1
+    finally:
+        r.close()
+
+
+def test_extended_deallocate_after_moving_to_another_server_connection(proxy):
+    """The client's statement was prepared on one server connection; its
+    DEALLOCATE (extended protocol) runs on another that never had it."""
+    px = proxy(env={"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "5"})
+    with px.connect() as h1, px.connect() as h2:
+        r = raw_login(px)
+        try:
+            h1.execute("SELECT 1")  # h1 holds one server connection
+            assert exchange(r, pgwire.parse("s1", "SELECT 41"), run("s1"), pgwire.sync()) == [
+                "1", "2", ("D", "41")] + OK1
+            h2.execute("SELECT 1")  # h2 takes the one r used
+            h1.commit()
+            assert exchange(r, pgwire.parse("", "DEALLOCATE s1"), pgwire.bind("", ""),
+                            pgwire.execute(), pgwire.sync()) == [
+                "1", "2", ("C", "DEALLOCATE"), ("Z", "I")]
+            h2.commit()
+            assert exchange(r, run("s1"), pgwire.sync()) == [("E", "26000"), ("Z", "I")]
+        finally:
+            r.close()
 
 
 def test_deallocate_answered_by_the_proxy_releases_the_server_connection(proxy):
@@ -950,8 +1051,7 @@ def test_sql_prepare_pins_and_execute_works_across_transactions(proxy):
         a.execute("DEALLOCATE e2e_sq")
         with pytest.raises(psycopg.errors.InvalidSqlStatementName):
             a.execute("EXECUTE e2e_sq(1)")
-    if not px.direct:
-        assert len(pin_lines(px)) == 1, pin_lines(px)
+    assert_pins(px, 1)
 
 
 def test_sql_execute_of_a_protocol_prepared_statement(proxy):
@@ -1052,7 +1152,33 @@ def test_statement_prepared_in_one_transaction_runs_on_another_server_connection
                 h.commit()
         finally:
             r.close()
-    assert pin_lines(px) == []
+    assert_pins(px, 0)
+
+
+@pytest.mark.parametrize("same_columns", [True, False], ids=["same_columns", "other_columns"])
+def test_same_text_under_different_search_paths_reads_each_clients_table(proxy, pgsuper,
+                                                                        same_columns):
+    """Schema-per-tenant: two clients whose startup options set different
+    search_paths prepare the same text; each reads its own schema's table."""
+    sa, sb = unique("e2e_ta"), unique("e2e_tb")
+    try:
+        for sch, cols, row in ((sa, "a int, b text", "1, 'A'"),
+                               (sb, "a int, b text" if same_columns else "a int, b text, c int",
+                                "2, 'B'" if same_columns else "2, 'B', 3")):
+            pgsuper.execute("CREATE SCHEMA %s AUTHORIZATION fnx" % sch)
+            pgsuper.execute("CREATE TABLE %s.t (%s)" % (sch, cols))
+            pgsuper.execute("INSERT INTO %s.t VALUES (%s)" % (sch, row))
+            pgsuper.execute("ALTER TABLE %s.t OWNER TO fnx" % sch)
+        px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "5"})
+        with px.connect(autocommit=True, options="-c search_path=%s" % sa) as a, \
+                px.connect(autocommit=True, options="-c search_path=%s" % sb) as b:
+            for _ in range(3):
+                assert a.execute("SELECT * FROM t WHERE a > %s", (0,), prepare=True).fetchall() == [
+                    (1, "A")]
+                assert b.execute("SELECT * FROM t WHERE a > %s", (0,), prepare=True).fetchall() == (
+                    [(2, "B")] if same_columns else [(2, "B", 3)])
+    finally:
+        pgsuper.execute("DROP SCHEMA IF EXISTS %s, %s CASCADE" % (sa, sb))
 
 
 def test_named_statement_taking_session_state_pins_the_client(proxy):
@@ -1129,6 +1255,65 @@ def test_statement_evicted_in_a_failed_batch_can_be_used_again(proxy):
                 "2", ("D", str(i + 1))] + OK1
     finally:
         r.close()
+
+
+def test_large_statement_text_and_large_bind_parameters(proxy):
+    """A 300 kB statement text and a 2 MB parameter, on a statement that has
+    to be prepared again on another server connection."""
+    px = proxy(env={"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "5"})
+    pad = "x" * 300000
+    sql = "SELECT length($1::text) + length('%s'), md5($1::text)" % pad
+    big = "y" * (2 * 1024 * 1024)
+    import hashlib
+    want = (str(len(big) + len(pad)), hashlib.md5(big.encode()).hexdigest())
+    with px.connect() as h1, px.connect() as h2:
+        r = raw_login(px, timeout=20)
+        try:
+            h1.execute("SELECT 1")
+            assert exchange(r, pgwire.parse("big", sql), run("big", big), pgwire.sync(),
+                            timeout=20) == ["1", "2", ("D",) + want] + OK1
+            h2.execute("SELECT 1")
+            h1.commit()
+            assert exchange(r, run("big", big), pgwire.sync(), timeout=20) == [
+                "2", ("D",) + want] + OK1
+            h2.commit()
+        finally:
+            r.close()
+
+
+def test_prepared_statements_with_read_replicas_configured(proxy, make_table):
+    """With replicas, a client's units go to different backends: its
+    statements are prepared wherever its next unit runs."""
+    px = proxy(env={"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "5",
+                    "POSTGRES_READ_REPLICAS": "127.0.0.1:%s,127.0.0.1:%s" % (
+                        os.environ.get("PX_PG_REPLICA1_PORT", "1"),
+                        os.environ.get("PX_PG_REPLICA2_PORT", "1")),
+                    "POSTGRES_USER": "fnx", "POSTGRES_PASSWORD": PASSWORDS["fnx"]})
+    if not os.environ.get("PX_PG_REPLICA1_PORT"):
+        pytest.skip("no replicas in this stack")
+    t = make_table("id int primary key, v text")
+    time.sleep(1.5)  # the table reaches the replicas; their health is known
+    ports = set()
+    with px.connect(autocommit=True) as c:
+        for i in range(30):
+            c.execute("INSERT INTO %s VALUES (%%s, %%s)" % t, (i, "v%d" % i), prepare=True)
+            assert c.execute("SELECT v FROM %s WHERE id = %%s" % t, (i,),
+                             prepare=True).fetchone() == ("v%d" % i,)
+            port, v = c.execute("SELECT inet_server_port(), %s::int + 1", (i,),
+                                prepare=True).fetchone()
+            assert v == i + 1
+            ports.add(port)
+
+    async def main():
+        a = await apg_connect(px)
+        try:
+            for i in range(30):
+                assert await a.fetchval("SELECT v FROM %s WHERE id = $1" % t, i) == "v%d" % i
+                assert await a.fetchval("SELECT $1::int + 2", i) == i + 2
+        finally:
+            await asyncio.wait_for(a.close(), 5)
+
+    asyncio.run(asyncio.wait_for(main(), 20))
 
 
 # ------------------------------------------------- session mode
