@@ -176,6 +176,7 @@ typedef enum px_req_kind {
     PX_REQ_SYNTH_CLOSE, /* answer CloseComplete ourselves */
     PX_REQ_SYNTH_DEALLOC,     /* answer a DEALLOCATE name query ourselves */
     PX_REQ_SYNTH_DEALLOC_ALL, /* answer a DEALLOCATE ALL query ourselves */
+    PX_REQ_SYNTH_ERROR,       /* an error the proxy raises in an extended batch */
 } px_req_kind_t;
 
 typedef struct px_req {
@@ -301,6 +302,9 @@ struct px_client {
     struct px_client_auth *auth; /* login-time state, freed once logged in */
     bool pinned;                 /* keeps its server connection until it leaves */
     uint8_t route;               /* px_route_verdict_t of the current transaction */
+    bool skip_till_sync;         /* the proxy raised an error in this batch: drop to Sync */
+    char synth_sqlstate[6];      /* that error */
+    char synth_message[160];
     uint64_t q_start_ns;   /* uv_hrtime() when the request being answered went out, 0 = none */
     bool unit_done;        /* a replica-routed unit has been sent in full */
     uint64_t rw_fence_gen; /* health generation at its last write commit, 0 = none */

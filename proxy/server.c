@@ -540,7 +540,8 @@ static bool req_is_extended(uint8_t kind)
 {
     return kind == PX_REQ_PARSE || kind == PX_REQ_BIND || kind == PX_REQ_CLOSE ||
            kind == PX_REQ_DESCRIBE || kind == PX_REQ_EXECUTE || kind == PX_REQ_SKIP_PARSE ||
-           kind == PX_REQ_SKIP_CLOSE || kind == PX_REQ_SYNTH_PARSE || kind == PX_REQ_SYNTH_CLOSE;
+           kind == PX_REQ_SKIP_CLOSE || kind == PX_REQ_SYNTH_PARSE || kind == PX_REQ_SYNTH_CLOSE ||
+           kind == PX_REQ_SYNTH_ERROR;
 }
 
 /*
@@ -552,13 +553,21 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
     px_req_t *r;
     while ((r = px_fifo_peek(&s->fifo)) && req_is_synth(r->kind)) {
         uint8_t kind = r->kind;
+        px_stmt_key_t key = r->key;
+        bool has_key = r->has_key;
         px_fifo_pop(&s->fifo);
         if (!to_client || !to_client->dst)
             continue;
         px_wbuf_t wb = px_sender_wbuf(to_client);
         if (kind == PX_REQ_SYNTH_PARSE) {
+            if (has_key && s->client)
+                px_stmt_map_confirm(&s->client->stmts, key);
             px_wbuf_begin(&wb, '1');
             px_wbuf_end(&wb);
+        } else if (kind == PX_REQ_SYNTH_ERROR) {
+            px_client_t *c = s->client;
+            px_build_error(&wb, "ERROR", c ? c->synth_sqlstate : "XX000",
+                           c ? c->synth_message : "internal error");
         } else if (kind == PX_REQ_SYNTH_CLOSE) {
             px_wbuf_begin(&wb, '3');
             px_wbuf_end(&wb);
@@ -587,8 +596,10 @@ static void error_skip_to_sync(px_server_t *s)
             found_sync = r->kind == PX_REQ_SYNC;
             break;
         }
-        if (r->has_key && s->stmts)
+        if (r->has_key && s->stmts && (r->kind == PX_REQ_PARSE || r->kind == PX_REQ_SKIP_PARSE))
             px_stmt_set_del(s->stmts, r->key);
+        if (r->has_key && s->client && (r->kind == PX_REQ_PARSE || r->kind == PX_REQ_SYNTH_PARSE))
+            px_stmt_map_drop_unconfirmed(&s->client->stmts, r->key);
         px_fifo_pop(&s->fifo);
     }
     if (!found_sync)
@@ -750,6 +761,8 @@ void px_server_process(px_server_t *s)
         s->io.pass_left = whole - n;
         s->io.pass_skip = !forward;
         if (pop) {
+            if (kind == PX_REQ_PARSE && req->has_key && c)
+                px_stmt_map_confirm(&c->stmts, req->key);
             px_fifo_pop(&s->fifo);
             if (!px_server_drain_synth(s, c ? &to_client : NULL))
                 goto client_broken;

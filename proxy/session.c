@@ -883,7 +883,41 @@ static bool is_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, siz
         name[k++] = quoted ? p[i] : (char)tolower((unsigned char)p[i]);
     name[k] = 0;
     *all = false;
-    return px_stmt_map_get(&c->stmts, name, k) != NULL;
+    return true;
+}
+
+/* A DEALLOCATE the proxy handles: ALL, or a name the client has prepared
+ * through the protocol. */
+static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, size_t cap)
+{
+    return is_dealloc(c, sql, all, name, cap) &&
+           (*all || px_stmt_map_get(&c->stmts, name, strlen(name)) != NULL);
+}
+
+/* A whole query the proxy answers without a server connection: DEALLOCATE
+ * of the client's own protocol-level statements (they live under other
+ * names on shared connections). */
+static bool answer_locally(px_client_t *c, px_span_t body, px_sender_t *to_client)
+{
+    px_config_t *cfg = px_worker_cfg(c->io.w);
+    px_span_t sql;
+    bool all;
+    char name[128];
+    if (cfg->pool_mode != PX_POOL_MODE_TRANSACTION || c->tx_status != 'I' ||
+        !px_codec_parse_query(body, &sql) || !is_own_dealloc(c, sql, &all, name, sizeof(name)) ||
+        (all && c->pinned))
+        return false;
+    if (all)
+        px_stmt_map_clear(&c->stmts);
+    else
+        px_stmt_map_del(&c->stmts, name, strlen(name));
+    PX_STAT_INC(c->io.w, queries);
+    px_wbuf_t wb = px_sender_wbuf(to_client);
+    px_wbuf_begin(&wb, 'C');
+    px_wbuf_put_cstr(&wb, all ? "DEALLOCATE ALL" : "DEALLOCATE");
+    px_wbuf_end(&wb);
+    px_build_ready(&wb, c->tx_status);
+    return px_sender_commit(to_client, &wb);
 }
 
 static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_t *hdr,
@@ -898,6 +932,11 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
 
     /* after an error in an extended-query batch the server skips everything
      * up to Sync: so does the proxy, without bookkeeping */
+    if (c->skip_till_sync) {
+        if (hdr->type != 'S')
+            return MSG_CONSUMED;
+        c->skip_till_sync = false;
+    }
     if (s->ignore_till_sync && hdr->type != 'S' && hdr->type != 'Q' && hdr->type != 'F' &&
         hdr->type != 'H' && hdr->type != 'd' && hdr->type != 'c' && hdr->type != 'f') {
         c->unsynced = true;
@@ -915,7 +954,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (txn_mode) {
             bool all;
             char name[128];
-            if (c->tx_status != 'E' && is_dealloc(c, sql, &all, name, sizeof(name)) &&
+            if (c->tx_status != 'E' && is_own_dealloc(c, sql, &all, name, sizeof(name)) &&
                 !(all && c->pinned)) {
                 /* the client's protocol-level statements live under other
                  * names on shared connections: forget them here */
@@ -929,8 +968,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 c->pinned ? NULL : px_sqlscan_session_state((const char *)sql.p, sql.n);
             if (why)
                 pin(c, why);
-            if (px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
-                /* DISCARD ALL / DEALLOCATE on the server: from now on the
+            if (px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
+                !(is_dealloc(c, sql, &all, name, sizeof(name)) && !all)) {
+                /* DISCARD ALL / DEALLOCATE ALL on the server: from now on the
                  * proxy does not know which statements the connection has
                  * (every Parse it sends is preceded by a Close) */
                 px_stmt_map_clear(&c->stmts);
@@ -966,6 +1006,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     px_stmt_name(st->key, sname);
                     int ql = snprintf(q, sizeof(q), "DEALLOCATE %s", sname);
                     const uint8_t *after = sql.p + sql.n + 1;
+                    msg_result_t er = ensure_stmt(s, st, to_server);
+                    if (er != MSG_FORWARD)
+                        return er;
                     px_stmt_set_del(s->stmts, st->key);
                     px_stmt_map_del(&c->stmts, name, strlen(name));
                     msg_result_t r = rewrite_parse_text(to_server, q, (size_t)ql, after,
@@ -974,17 +1017,38 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                         return MSG_BROKEN;
                     return r;
                 }
-                /* DEALLOCATE ALL, DISCARD: the server forgets statements the
-                 * proxy cannot tell apart; start over */
-                px_stmt_map_clear(&c->stmts);
-                px_stmt_set_clear(s->stmts);
+                if (!(is_dealloc(c, sql, &all, name, sizeof(name)) && !all)) {
+                    /* DEALLOCATE ALL, DISCARD ALL: the server forgets
+                     * statements the proxy cannot tell apart; start over */
+                    px_stmt_map_clear(&c->stmts);
+                    px_stmt_set_clear(s->stmts);
+                }
             }
             return px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL) ? MSG_FORWARD : MSG_BROKEN;
         }
         /* a named statement: remember it, prepare it under its content name */
+        if (px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n)) {
+            /* as PostgreSQL: the name is taken; the rest of the batch is skipped */
+            snprintf(c->synth_sqlstate, sizeof(c->synth_sqlstate), "42P05");
+            snprintf(c->synth_message, sizeof(c->synth_message),
+                     "prepared statement \"%.*s\" already exists",
+                     (int)(stmt.n > 100 ? 100 : stmt.n), (const char *)stmt.p);
+            c->skip_till_sync = true;
+            return synth(s, PX_REQ_SYNTH_ERROR, to_client);
+        }
+        if (!c->pinned) {
+            /* a named statement can take session state too (advisory locks,
+             * set_config) when it runs */
+            const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
+            if (why)
+                pin(c, why);
+        }
         const uint8_t *rest = stmt.p + stmt.n + 1;
         size_t rest_len = (size_t)(body.p + body.n - rest);
+        /* names resolve when a statement is parsed: clients with other
+         * startup settings (search_path, ...) get their own statement */
         px_stmt_key_t key = px_stmt_key(rest, rest_len);
+        key.lo ^= c->params.hash;
         if (!px_stmt_map_put(&c->stmts, (const char *)stmt.p, stmt.n, rest, rest_len, key)) {
             px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
                            "too many prepared statements (at most %d per connection)",
@@ -993,8 +1057,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         if (!s->stmts && !(s->stmts = px_stmt_set_new()))
             return MSG_BROKEN;
-        if (px_stmt_set_has(s->stmts, key))
-            return synth(s, PX_REQ_SYNTH_PARSE, to_client);
+        /* an explicit Parse always reaches the server (Close first), so the
+         * client sees PostgreSQL's own verdict on the statement as of now,
+         * even where the connection holds an older plan of the same text */
         px_stmt_key_t evicted;
         bool had;
         px_stmt_set_add(s->stmts, key, &evicted, &had);
@@ -1185,6 +1250,10 @@ void px_client_process(px_client_t *c)
             return;
         }
 
+        if (!s && hdr.type == 'Q' && answer_locally(c, body, &to_client)) {
+            in->rpos += whole;
+            continue;
+        }
         if (!s) {
             /* the first message of a transaction: get a server connection */
             px_route_verdict_t verdict;

@@ -408,8 +408,18 @@ bool px_sqlscan_drops_statements(const char *sql, size_t len)
         }
         char w[32];
         if (read_word(&s, w, sizeof(w))) {
-            if (at_start && (strcmp(w, "deallocate") == 0 || strcmp(w, "discard") == 0))
+            if (at_start && strcmp(w, "deallocate") == 0)
                 return true;
+            if (at_start && strcmp(w, "discard") == 0) {
+                /* DISCARD ALL drops statements; PLANS, TEMP, SEQUENCES do not */
+                char w2[16] = "";
+                skip_space(&s);
+                read_word(&s, w2, sizeof(w2));
+                if (strcmp(w2, "all") == 0)
+                    return true;
+                at_start = false;
+                continue;
+            }
             at_start = false;
             continue;
         }

@@ -19,8 +19,8 @@
 const char *px_sqlscan_session_state(const char *sql, size_t len);
 
 /**
- * Whether any statement in @p sql starts with DEALLOCATE or DISCARD (which
- * may remove prepared statements from the connection).
+ * Whether any statement in @p sql starts with DEALLOCATE or DISCARD ALL
+ * (which may remove prepared statements from the connection).
  */
 bool px_sqlscan_drops_statements(const char *sql, size_t len);
 

@@ -68,6 +68,7 @@ bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const 
     if (!e)
         return false;
     e->key = key;
+    e->confirmed = false;
     e->rest_len = (uint32_t)rest_len;
     e->name_len = (uint16_t)name_len;
     memcpy(e->rest, rest, rest_len);
@@ -125,6 +126,30 @@ void px_stmt_map_clear(px_stmt_map_t *m)
         free(m->buckets);
     }
     memset(m, 0, sizeof(*m));
+}
+
+void px_stmt_map_confirm(px_stmt_map_t *m, px_stmt_key_t key)
+{
+    for (uint32_t i = 0; m->buckets && i < m->n_buckets; i++)
+        for (px_stmt_t *e = m->buckets[i]; e; e = e->next)
+            if (!e->confirmed && px_stmt_key_eq(e->key, key))
+                e->confirmed = true;
+}
+
+void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key)
+{
+    for (uint32_t i = 0; m->buckets && i < m->n_buckets; i++) {
+        for (px_stmt_t **pp = &m->buckets[i]; *pp;) {
+            px_stmt_t *e = *pp;
+            if (!e->confirmed && px_stmt_key_eq(e->key, key)) {
+                *pp = e->next;
+                free(e);
+                m->count--;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
 }
 
 /* ---- server sets ------------------------------------------------------------ */

@@ -44,6 +44,7 @@ typedef struct px_stmt {
     px_stmt_key_t key;
     uint32_t rest_len; /* bytes of rest[] */
     uint16_t name_len;
+    bool confirmed; /* the client has seen its ParseComplete */
     char *name;     /* the client's name, NUL-terminated; points into the same block */
     uint8_t rest[]; /* the Parse body after the name */
 } px_stmt_t;
@@ -61,6 +62,10 @@ const px_stmt_t *px_stmt_map_get(const px_stmt_map_t *m, const char *name, size_
 /** Remove @p name; true if it was there. */
 bool px_stmt_map_del(px_stmt_map_t *m, const char *name, size_t name_len);
 void px_stmt_map_clear(px_stmt_map_t *m);
+/** The Parse of every unconfirmed statement with @p key completed. */
+void px_stmt_map_confirm(px_stmt_map_t *m, px_stmt_key_t key);
+/** The Parse of unconfirmed statements with @p key failed or was skipped: forget them. */
+void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key);
 
 /* ---- a server connection's statements ----------------------------------- */
 

@@ -4,8 +4,9 @@
  * whose replay is paused falls out of the read set after READ_REPLICA_MAX_LAG
  * and returns after resume, unreachable and hung members are reported down
  * without stalling the others, the primary down leaves the replicas usable,
- * a wrong password is reported but never printed, pokes are prompt, and the
- * function volatility catalog reaches the classifier.
+ * a wrong password is reported (the primary stays "reachable" for readiness)
+ * but never printed, pokes are prompt, and the function volatility catalog
+ * reaches the classifier.
  *
  * Needs PX_PG_PORT, PX_PG_REPLICA1_PORT and PX_PG_REPLICA2_PORT (and the
  * stack's roles: fnx/fnx_pass, postgres trusted on 127.0.0.1). Without them
@@ -367,6 +368,7 @@ static void test_primary_down_replicas_still_usable(void)
         dump(m, n);
     CU_ASSERT(ok);
     CU_ASSERT(strlen(m[0].last_error) > 0);
+    CU_ASSERT(!m[0].reachable);
     CU_ASSERT_EQUAL(px_health_primary_lsn(), 0);
     CU_ASSERT_EQUAL(px_health_member_lsn(0), 0);
     CU_ASSERT_EQUAL(px_health_usable_mask(), 3u);
@@ -409,7 +411,12 @@ static void test_wrong_password_is_reported_never_printed(void)
         CU_ASSERT(strstr(m[i].last_error, "password") != NULL ||
                   strstr(m[i].last_error, "auth") != NULL);
     }
-    CU_ASSERT(!px_health_primary_up());
+    /* The primary answered (and refused the login): reachable, so ready;
+     * but not up, so nothing may be routed by its LSN or role. */
+    CU_ASSERT(m[0].reachable);
+    CU_ASSERT(px_health_primary_up());
+    CU_ASSERT_EQUAL(px_health_primary_lsn(), 0);
+    CU_ASSERT_EQUAL(px_health_usable_mask(), 0u);
     char buf[65536];
     rewind(tmp);
     size_t got = fread(buf, 1, sizeof buf - 1, tmp);
