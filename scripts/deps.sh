@@ -22,6 +22,8 @@ PACKAGES=(
     python3-psycopg python3-psycopg2 python3-asyncpg python3-sqlalchemy python3-pytest
     # tools the scripts use
     util-linux procps coreutils iproute2
+    # promtool (metrics format check), gnuplot (bench plot), YAML for the deploy checks
+    prometheus gnuplot-nox python3-yaml
 )
 
 missing=()
@@ -46,19 +48,23 @@ else
     echo "deps: all Debian packages present"
 fi
 
-# node-postgres for the e2e tests.
-E2E="$ROOT/tests/e2e"
+# node packages: node-postgres for the e2e tests, kubernetes-models & co for the
+# offline deployment checks.
+for E2E in "$ROOT/tests/e2e" "$ROOT/tests/deploy"; do
 if [[ -f "$E2E/package.json" ]]; then
     if [[ -f "$E2E/node_modules/pg/package.json" ]]; then
-        echo "deps: node 'pg' present in tests/e2e/node_modules"
+        echo "deps: node packages present in ${E2E#"$ROOT"/}/node_modules"
+    elif [[ -d "$E2E/node_modules" && "$E2E" == */deploy ]]; then
+        echo "deps: node packages present in ${E2E#"$ROOT"/}/node_modules"
     elif command -v npm >/dev/null 2>&1; then
-        echo "deps: installing node 'pg' into tests/e2e/node_modules"
+        echo "deps: installing node packages into ${E2E#"$ROOT"/}/node_modules"
         if [[ -f "$E2E/package-lock.json" ]]; then
             (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
         else
             (cd "$E2E" && npm install --no-audit --no-fund --loglevel=error)
         fi
     else
-        echo "deps: WARNING: npm not found; node-postgres e2e tests cannot run" >&2
+        echo "deps: WARNING: npm not found; node-based tests cannot run" >&2
     fi
 fi
+done

@@ -234,7 +234,7 @@ elif [[ ! -x build-asan/fastnext-proxy ]]; then
 else
     export PX_PROXY_BIN="$ROOT/build-asan/fastnext-proxy"
     run_interruptible timeout --kill-after=30 "$E2E_TIMEOUT" \
-        "$PY" -m pytest tests/e2e -q -p no:cacheprovider -rA --junitxml="$OUT/e2e.xml"
+        "$PY" -m pytest tests/e2e tests/deploy -q -p no:cacheprovider -rA --junitxml="$OUT/e2e.xml"
     e2e_rc=$last_rc
     check_interrupt
     if ((e2e_rc == 124 || e2e_rc == 137)); then

@@ -297,6 +297,9 @@ def test_deep_health_lists_every_component(proxy, stack):
     replicas = "127.0.0.1:%d,127.0.0.1:%d" % (stack["replica1"], stack["replica2"])
     ep = admin_up(proxy(env={"POSTGRES_READ_REPLICAS": replicas}))
     run_queries(ep, 3)
+    # the members appear once the health checker's first round is done
+    wait_until(lambda: len(json.loads(request(ep, "GET", "/api/v1/scaling/health/deep")[2])
+                           .get("replicas") or []) == 2, 10, what="the first health round")
     body = get_json(ep, "/api/v1/scaling/health/deep")
     assert body["status"] in ("ok", "degraded")
     assert body["primary"]["role"] == "primary"
@@ -368,15 +371,17 @@ def test_pools_lists_every_pool_with_its_gauges(proxy):
         assert body["count"] == len(body["pools"]) >= 2
         assert {("fnx", "fnx"), ("fnx", "fnx_md5")} <= set(pools)
         p = pools[("fnx", "fnx")]
-        keys = {"database", "user", "size", "max_overflow", "open", "in_use", "idle", "waiting",
-                "pending", "pinned"}
+        keys = {"database", "user", "backend", "role", "size", "max_overflow", "open", "in_use",
+                "idle", "waiting", "pending", "pinned"}
         assert set(p) == keys
         assert p["size"] == 4 and p["max_overflow"] == 2  # DB_POOL_SIZE / DB_MAX_OVERFLOW
         assert p["in_use"] >= 1 and p["open"] >= 1
         assert p["waiting"] == 0
         _, s = parse_prom(scrape(ep))
-        assert s['fastnext_db_pool_checked_out{database="fnx",user="fnx"}'] >= 1
-        assert s['fastnext_db_pool_size{database="fnx",user="fnx_md5"}'] == 4
+        assert p["role"] == "primary" and p["backend"].startswith("127.0.0.1:")
+        be = p["backend"]
+        assert s['fastnext_db_pool_checked_out{database="fnx",user="fnx",backend="%s"}' % be] >= 1
+        assert s['fastnext_db_pool_size{database="fnx",user="fnx_md5",backend="%s"}' % be] == 4
     finally:
         holder.rollback()
         holder.close()
