@@ -370,7 +370,8 @@ static const char *scan(const char *sql, size_t len, bool backslash_quotes)
             const char *why = check_name(&s, w, saw_update);
             if (why)
                 return why;
-            snprintf(prev, sizeof(prev), "%s", w);
+            memcpy(prev, w, sizeof(prev) <= sizeof(w) ? sizeof(prev) : sizeof(w));
+            prev[sizeof(prev) - 1] = 0;
             continue;
         }
         s.i++;
@@ -386,8 +387,26 @@ const char *px_sqlscan_session_state(const char *sql, size_t len)
     return why;
 }
 
+/* Case-insensitive: does @p word (lower case) occur anywhere in the text?
+ * A cheap pass that lets almost every statement skip the lexical scan. */
+static bool mentions(const char *sql, size_t len, const char *word, size_t wl)
+{
+    for (size_t i = 0; i + wl <= len; i++) {
+        if ((sql[i] | 0x20) != word[0])
+            continue;
+        size_t k = 1;
+        while (k < wl && (sql[i + k] | 0x20) == word[k])
+            k++;
+        if (k == wl)
+            return true;
+    }
+    return false;
+}
+
 bool px_sqlscan_drops_statements(const char *sql, size_t len)
 {
+    if (!mentions(sql, len, "deallocate", 10) && !mentions(sql, len, "discard", 7))
+        return false;
     scan_t s = {sql, len, 0};
     bool at_start = true;
     while (s.i < s.n) {
