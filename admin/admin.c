@@ -254,11 +254,14 @@ static void px_admin_readiness(const px_http_request_t *req, px_http_response_t 
     (void)req;
     px_admin_members(a, m, PX_HEALTH_MAX_MEMBERS, &probed);
     bool up = px_health_primary_up();
+    bool draining = atomic_load(&a->sh->draining);
     px_json_t j;
-    px_admin_json(resp, &j, up ? 200 : 503);
+    px_admin_json(resp, &j, up && !draining ? 200 : 503);
     px_json_obj(&j);
-    px_json_kv_str(&j, "status", up ? "ready" : "not ready");
-    if (!up) {
+    px_json_kv_str(&j, "status", up && !draining ? "ready" : "not ready");
+    if (draining) {
+        px_json_kv_str(&j, "reason", "draining: the proxy is shutting down");
+    } else if (!up) {
         char hp[300], reason[600];
         px_admin_hostport(hp, sizeof(hp), m[0].host, m[0].port);
         snprintf(reason, sizeof(reason), "primary %s is unreachable%s%s", hp,

@@ -77,6 +77,7 @@ typedef struct px_config {
     double server_idle_check;      /* SERVER_CHECK_DELAY seconds [30]: pre-ping idlers older */
     double server_idle_timeout;    /* SERVER_IDLE_TIMEOUT seconds [600]: close overflow idlers */
     double server_connect_timeout; /* SERVER_CONNECT_TIMEOUT seconds [5] */
+    double drain_timeout;          /* DRAIN_TIMEOUT seconds [30]: SIGTERM lets transactions end */
     double client_login_timeout;   /* CLIENT_LOGIN_TIMEOUT seconds [15]: startup+auth deadline */
     uint32_t max_message_size;     /* MAX_MESSAGE_SIZE bytes [64mb]: cap on a declared length */
 

@@ -98,22 +98,44 @@ static void reload(void)
     px_log_info(NULL, "configuration reloaded");
 }
 
+static uv_timer_t g_exit_timer;
+
+/* The main loop ends once every worker's loop has. */
+static void exit_timer_cb(uv_timer_t *t)
+{
+    if (atomic_load(&g_shared.workers_done) >= g_shared.n_workers)
+        uv_stop(t->loop);
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     if (signum == SIGHUP) {
         reload();
         return;
     }
-    px_log_info(NULL, "received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     px_shared_t *sh = &g_shared;
+    bool again = atomic_exchange(&sh->draining, true);
+    if (!again)
+        px_log_info(NULL,
+                    "received %s: draining (readiness 503, no new clients, transactions may "
+                    "finish for up to %g s)",
+                    signum == SIGINT ? "SIGINT" : "SIGTERM", sh->cfg->drain_timeout);
+    else
+        px_log_info(NULL, "received %s again: shutting down now",
+                    signum == SIGINT ? "SIGINT" : "SIGTERM");
     for (int i = 0; i < sh->n_workers; i++) {
         px_worker_t *w = &sh->workers[i];
         pthread_mutex_lock(&w->inbox_lock);
-        w->stop_requested = true;
+        if (again)
+            w->stop_requested = true;
+        else
+            w->drain_requested = true;
         pthread_mutex_unlock(&w->inbox_lock);
         uv_async_send(&w->wakeup);
     }
-    uv_stop(h->loop);
+    if (!uv_is_active((uv_handle_t *)&g_exit_timer))
+        uv_timer_start(&g_exit_timer, exit_timer_cb, 50, 50);
+    (void)h;
 }
 
 static void raise_nofile(void)
@@ -211,6 +233,7 @@ int main(int argc, char **argv)
                 cfg->postgres_server, cfg->postgres_port);
 
     uv_loop_t *loop = uv_default_loop();
+    uv_timer_init(loop, &g_exit_timer);
     uv_signal_t sigs[3];
     int signums[3] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -224,6 +247,7 @@ int main(int argc, char **argv)
     px_health_stop();
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
+    uv_close((uv_handle_t *)&g_exit_timer, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     px_log_info(NULL, "stopped");

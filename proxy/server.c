@@ -566,8 +566,8 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
             px_wbuf_end(&wb);
         } else if (kind == PX_REQ_SYNTH_ERROR) {
             px_client_t *c = s->client;
-            px_build_error(&wb, "ERROR", c ? c->synth_sqlstate : "XX000",
-                           c ? c->synth_message : "internal error");
+            const char *e = c && c->synth_error ? c->synth_error : "XX000\0internal error";
+            px_build_error(&wb, "ERROR", e, e + strlen(e) + 1);
         } else if (kind == PX_REQ_SYNTH_CLOSE) {
             px_wbuf_begin(&wb, '3');
             px_wbuf_end(&wb);
@@ -813,6 +813,11 @@ void px_server_process(px_server_t *s)
             px_server_close(s, "server read error");
         } else {
             px_pool_release(s);
+        }
+        if (c->state == PX_CLIENT_IDLE && w->draining) {
+            px_client_fail(c, PX_CLOSE_SHUTDOWN, "57P01",
+                           "terminating connection because the proxy is shutting down");
+            return;
         }
         if (c->state == PX_CLIENT_IDLE) {
             c->io.paused = false;

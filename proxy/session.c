@@ -161,6 +161,7 @@ static void client_free_cb(uv_handle_t *h)
      * callback and has already returned its buffer */
     px_params_free(&c->params);
     px_stmt_map_clear(&c->stmts);
+    free(c->synth_error);
     free(c->user);
     free(c->database);
     if (c->auth) {
@@ -707,6 +708,25 @@ static void pin(px_client_t *c, const char *why)
     CLOG(PX_LOG_INFO, c, "pinned to its server connection until it disconnects: %s", why);
 }
 
+bool px_client_between_transactions(px_client_t *c)
+{
+    switch (c->state) {
+    case PX_CLIENT_STARTUP:
+    case PX_CLIENT_AUTH:
+    case PX_CLIENT_WELCOME:
+    case PX_CLIENT_IDLE:
+    case PX_CLIENT_WAITING:
+        return true;
+    case PX_CLIENT_ACTIVE: {
+        px_server_t *s = c->server;
+        return s && s->fifo.count == 0 && c->tx_status == 'I' && !c->unsynced && !c->io.pass_left &&
+               !c->in_copy_in;
+    }
+    default:
+        return false;
+    }
+}
+
 void px_client_resume(px_client_t *c)
 {
     if (c->state == PX_CLIENT_CLOSING)
@@ -1029,10 +1049,14 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         /* a named statement: remember it, prepare it under its content name */
         if (px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n)) {
             /* as PostgreSQL: the name is taken; the rest of the batch is skipped */
-            snprintf(c->synth_sqlstate, sizeof(c->synth_sqlstate), "42P05");
-            snprintf(c->synth_message, sizeof(c->synth_message),
-                     "prepared statement \"%.*s\" already exists",
-                     (int)(stmt.n > 100 ? 100 : stmt.n), (const char *)stmt.p);
+            char emsg[200];
+            int ml =
+                snprintf(emsg, sizeof(emsg), "42P05%cprepared statement \"%.*s\" already exists", 0,
+                         (int)(stmt.n > 100 ? 100 : stmt.n), (const char *)stmt.p);
+            free(c->synth_error);
+            c->synth_error = malloc((size_t)ml + 1);
+            if (c->synth_error)
+                memcpy(c->synth_error, emsg, (size_t)ml + 1);
             c->skip_till_sync = true;
             return synth(s, PX_REQ_SYNTH_ERROR, to_client);
         }

@@ -105,6 +105,10 @@ static void on_connection(uv_stream_t *listener, int status)
     px_client_accept(w, listener);
 }
 
+static void stop_worker(px_worker_t *w);
+static void start_drain(px_worker_t *w);
+static void drain_tick(px_worker_t *w, uint64_t now);
+
 static void tick_cb(uv_timer_t *t)
 {
     px_worker_t *w = t->data;
@@ -113,9 +117,41 @@ static void tick_cb(uv_timer_t *t)
     for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
         px_pool_tick(p, now);
     px_iobuf_trim_pool(w, 64);
+    if (w->draining)
+        drain_tick(w, now);
 }
 
-static void stop_worker(px_worker_t *w);
+/* SIGTERM: stop accepting, let every client finish the transaction it is
+ * in, then leave; whoever is still here at DRAIN_TIMEOUT is disconnected. */
+static void start_drain(px_worker_t *w)
+{
+    w->draining = true;
+    w->drain_deadline = px_now(w) + (uint64_t)(px_worker_cfg(w)->drain_timeout * 1000.0);
+    if (w->listening) {
+        uv_close((uv_handle_t *)&w->listener, NULL);
+        w->listening = false;
+    }
+    drain_tick(w, px_now(w));
+}
+
+static void drain_tick(px_worker_t *w, uint64_t now)
+{
+    if (w->stopping)
+        return;
+    if (now >= w->drain_deadline || w->n_clients == 0) {
+        stop_worker(w);
+        return;
+    }
+    for (uint32_t i = 1; i <= w->n_slots; i++) {
+        uintptr_t v = (uintptr_t)w->slots[i];
+        if (v & 1u)
+            continue;
+        px_client_t *c = (px_client_t *)v;
+        if (c && c->state != PX_CLIENT_CLOSING && px_client_between_transactions(c))
+            px_client_fail(c, PX_CLOSE_SHUTDOWN, "57P01",
+                           "terminating connection because the proxy is shutting down");
+    }
+}
 
 static void wakeup_cb(uv_async_t *a)
 {
@@ -131,7 +167,9 @@ static void wakeup_cb(uv_async_t *a)
     w->n_handoffs = 0;
     bool stop = w->stop_requested;
     bool reload = w->reload_requested;
+    bool drain = w->drain_requested;
     w->reload_requested = false;
+    w->drain_requested = false;
     pthread_mutex_unlock(&w->inbox_lock);
     for (int i = 0; i < n; i++)
         px_worker_cancel(w, cancels[i].pid, cancels[i].key);
@@ -150,6 +188,8 @@ static void wakeup_cb(uv_async_t *a)
     }
     if (stop && !w->stopping)
         stop_worker(w);
+    else if (drain && !w->draining && !w->stopping)
+        start_drain(w);
 }
 
 void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key)
@@ -234,6 +274,7 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)
         px_log_warn(NULL, "worker %d: loop closed with handles still open", w->index);
+    atomic_fetch_add(&w->shared->workers_done, 1);
     return NULL;
 }
 

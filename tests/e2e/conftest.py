@@ -67,6 +67,8 @@ DEFAULT_PROXY_ENV = {
     "CACHE_ENABLED": "false",
     # the health checker logs in as this user (its password comes from the auth file)
     "POSTGRES_USER": "fnx",
+    # SIGTERM drains; tests stop proxies with SIGTERM and should not wait long
+    "DRAIN_TIMEOUT": "2",
 }
 
 # PX_E2E_PROXY_ENV="WORKERS=1 LOG_LEVEL=debug" changes the defaults for a
@@ -479,6 +481,8 @@ def proxy(stack, tmp_path, request):
     log_dir = os.environ.get("PX_E2E_LOG_DIR") or os.environ.get("PX_TEST_OUT")
     for i, ep in enumerate(started):
         crashed = ep.proc.poll()
+        if crashed == 0 and getattr(ep, "stopped_by_test", False):
+            crashed = None  # the test stopped it on purpose (e.g. a SIGTERM drain)
         took = _stop(ep.proc)
         text = ep.stderr_text()
         if log_dir:  # keep every proxy log of the run for CI artifacts
