@@ -104,9 +104,9 @@ def routed(proxy, stack, extra=(), wait=True, **env):
     return ep
 
 
-def where(conn, sql=WHERE, params=None):
+def where(conn, sql=WHERE, params=None, **kw):
     """(in_recovery, server_port) of the member that ran `sql`."""
-    return tuple(conn.execute(sql, params).fetchone())
+    return tuple(conn.execute(sql, params, **kw).fetchone())
 
 
 def replica_super(port):
@@ -275,6 +275,10 @@ def test_plain_autocommit_reads_reach_the_replicas(proxy, stack, make_table):
             row = c.execute("SELECT v, pg_is_in_recovery() FROM %s WHERE id = %%s" % t,
                             (i + 1,)).fetchone()
             assert row == ("v%d" % (i + 1), True)
+        # named prepared statements (psycopg prepare=True) too, on whichever replica
+        for i in range(6):
+            rec, port, n = where(c, WHERE + ", %s::int + 1", (i,), prepare=True)
+            assert rec is True and port in ports and n == i + 1, (rec, port)
         # a multi-statement read-only string goes to a replica as a whole
         cur = c.execute("SELECT pg_is_in_recovery(); SELECT count(*) FROM %s" % t)
         assert cur.fetchone()[0] is True
@@ -300,6 +304,37 @@ def test_plain_autocommit_reads_reach_the_replicas(proxy, stack, make_table):
         th.join(30)
     assert not errors, errors
     assert seen == set(ports), "reads reached only %s of %s" % (seen, ports)
+
+
+def test_session_settings_follow_reads_to_the_replicas(proxy, stack):
+    """A client's SET search_path (and other session settings) must hold on
+    whichever member runs its reads."""
+    ep = routed(proxy, stack)
+    ports = replica_ports(stack)
+    schema, name = unique("sch"), unique("t")
+    with pg_super() as s:
+        s.execute("CREATE SCHEMA %s" % schema)
+        s.execute("GRANT USAGE ON SCHEMA %s TO PUBLIC" % schema)
+        s.execute("CREATE TABLE public.%s AS SELECT 'public'::text AS v" % name)
+        s.execute("CREATE TABLE %s.%s AS SELECT 'schema'::text AS v" % (schema, name))
+        s.execute("GRANT SELECT ON public.%s, %s.%s TO PUBLIC" % (name, schema, name))
+    try:
+        wait_replicated(ports, "SELECT to_regclass('%s.%s') IS NOT NULL" % (schema, name))
+        with ep.connect(autocommit=True) as c:
+            assert c.execute("SELECT v, pg_is_in_recovery() FROM %s" % name).fetchone() == (
+                "public", True)
+            c.execute("SET search_path TO %s, public" % schema)
+            c.execute("SET statement_timeout = '4321ms'")
+            for i in range(6):
+                row = c.execute("SELECT v, current_setting('statement_timeout'), "
+                                "pg_is_in_recovery() FROM %s WHERE %%s" % name, (True,)).fetchone()
+                assert row == ("schema", "4321ms", True), row
+                row = c.execute("SELECT v, pg_is_in_recovery() FROM %s" % name).fetchone()
+                assert row == ("schema", True), row
+    finally:
+        with pg_super() as s:
+            s.execute("DROP SCHEMA %s CASCADE" % schema)
+            s.execute("DROP TABLE IF EXISTS public.%s" % name)
 
 
 # ---------------------------------------------------------------- writes never do
@@ -357,7 +392,7 @@ def test_writes_and_side_effecting_reads_never_reach_a_replica(proxy, stack, mak
                     pytest.fail("%r ran on a replica: %s" % (q, e))
                 assert row[0] is False, "%r ran on a replica" % q
 
-            # SELECT INTO / CREATE TABLE AS / EXPLAIN ANALYZE of a write: a
+            # SELECT INTO, EXPLAIN ANALYZE of a write, COPY FROM: a
             # replica would refuse them (25006), the primary runs them
             c.execute("SELECT pg_is_in_recovery() AS r INTO %s" % into)
             c.execute("EXPLAIN ANALYZE INSERT INTO %s VALUES (103, 'explained')" % t)
@@ -562,7 +597,7 @@ def test_read_your_writes_holds_while_the_replicas_are_paused(
                                              "FROM %s WHERE id = %%s" % t, (k,)).fetchone()
                     assert row == (1, False), "read %d after write %d missed it: %r" % (i, k, row)
                 # a client that wrote nothing still reads from the (stale) replicas
-                row = other.execute("SELECT count(*), bool_or(pg_is_in_recovery()) FROM %s"
+                row = other.execute("SELECT (SELECT count(*) FROM %s), pg_is_in_recovery()"
                                     % t).fetchone()
                 assert row == (0, True), row
 
@@ -596,8 +631,8 @@ def test_read_your_writes_holds_while_the_replicas_are_paused(
         # after resume the replicas replay the writes and the writer's reads
         # may go back to them, now seeing its rows there
         def back_on_replica():
-            row = writer.execute("SELECT count(*), bool_or(pg_is_in_recovery()) FROM %s "
-                                 "WHERE id = 10" % t).fetchone()
+            row = writer.execute("SELECT (SELECT count(*) FROM %s WHERE id = 10), "
+                                 "pg_is_in_recovery()" % t).fetchone()
             assert row[0] == 1, row
             return row[1]
 
