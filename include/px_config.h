@@ -88,6 +88,9 @@ typedef struct px_config {
     char *admin_token;        /* ADMIN_TOKEN [NULL], secret */
     px_auth_type_t auth_type; /* AUTH_TYPE [scram-sha-256] */
     char *auth_file;          /* AUTH_FILE [NULL] */
+    char *client_tls_cert;    /* CLIENT_TLS_CERT [NULL]: PEM certificate offered to clients */
+    char *client_tls_key;     /* CLIENT_TLS_KEY [NULL]: its private key */
+    bool client_tls_require;  /* CLIENT_TLS_REQUIRE [false]: refuse clients without TLS */
 
     /* logging */
     int log_level;              /* LOG_LEVEL [info]: error|warn|info|debug */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "px.h"
+#include "px_tls.h"
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
@@ -50,10 +51,20 @@ void px_io_release_in(px_io_t *io)
     }
 }
 
+/* Ciphertext lands here and goes straight into the TLS engine: one read
+ * at a time per worker thread. */
+static _Thread_local uint8_t tls_cipher[16384];
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     px_io_t *io = (px_io_t *)h->data;
     (void)suggested;
+    if (io->tls) {
+        size_t room = px_tls_in_room(io->tls);
+        buf->base = (char *)tls_cipher;
+        buf->len = room < sizeof(tls_cipher) ? room : sizeof(tls_cipher);
+        return;
+    }
     if (!io->in) {
         io->in = px_iobuf_get(io->w, PX_IOBUF_SIZE);
         if (!io->in) {
@@ -75,6 +86,18 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (io->closing)
         return;
+    if (io->tls && nread > 0) {
+        size_t taken = 0;
+        if (px_tls_feed(io->tls, (const uint8_t *)buf->base, (size_t)nread, &taken) ==
+                PX_TLS_ERROR ||
+            taken != (size_t)nread) {
+            px_log_info(NULL, "TLS error: %s", px_tls_error(io->tls));
+            px_client_close((px_client_t *)io, PX_CLOSE_PROTOCOL_ERROR);
+            return;
+        }
+        px_io_tls_pump(io);
+        return;
+    }
     if (nread > 0) {
         io->in->wpos += (uint32_t)nread;
     } else if (nread == 0) {
@@ -250,11 +273,23 @@ static int start_write(px_io_t *io)
 /* Most bytes a destination may hold unsent: one maximal message and change. */
 #define PX_OUT_HARD_CAP (80u * 1024 * 1024)
 
+static int tls_flush_out(px_io_t *io);
+
 int px_sender_flush(px_sender_t *s)
 {
     px_io_t *io = s->dst;
     if (s->n == 0)
         return 0;
+    if (io->tls && !io->closing) {
+        /* encrypt everything queued, then send the ciphertext */
+        px_tls_result_t r = px_tls_writev(io->tls, (const struct iovec *)s->iov, s->n);
+        s->n = 0;
+        s->bytes = 0;
+        sender_reset(s);
+        if (r != PX_TLS_OK)
+            return UV_EPROTO;
+        return tls_flush_out(io);
+    }
     int n = s->n;
     uv_buf_t *iov = s->iov;
     size_t total = s->bytes;
@@ -337,4 +372,91 @@ void px_io_close(px_io_t *io, uv_close_cb cb)
     io->closing = true;
     io->reading = false;
     uv_close((uv_handle_t *)&io->tcp, cb);
+}
+
+/* ---- TLS (client connections) ------------------------------------------- */
+
+/* Send the ciphertext the engine has produced (handshake, records, alerts). */
+static int tls_flush_out(px_io_t *io)
+{
+    const uint8_t *p;
+    size_t n = px_tls_peek_out(io->tls, &p);
+    if (n == 0)
+        return 0;
+    px_sender_t raw;
+    px_sender_init(&raw, io);
+    struct px_tls *t = io->tls;
+    io->tls = NULL; /* these bytes are ciphertext already */
+    int rc = px_sender_span(&raw, p, n) ? px_sender_flush(&raw) : UV_ENOMEM;
+    io->tls = t;
+    px_tls_consume_out(t, n);
+    return rc;
+}
+
+bool px_io_tls_accept(px_io_t *io, struct px_tls_ctx *ctx)
+{
+    char err[160];
+    io->tls = px_tls_new(ctx, NULL, err, sizeof(err));
+    if (!io->tls) {
+        px_log_warn(NULL, "TLS session failed: %s", err);
+        return false;
+    }
+    /* anything the client sent after SSLRequest belongs to the handshake */
+    if (io->in && io->in->rpos < io->in->wpos) {
+        size_t taken = 0;
+        size_t n = io->in->wpos - io->in->rpos;
+        if (px_tls_feed(io->tls, io->in->data + io->in->rpos, n, &taken) != PX_TLS_OK || taken != n)
+            return false;
+        io->in->rpos = io->in->wpos;
+    }
+    return true;
+}
+
+void px_io_tls_pump(px_io_t *io)
+{
+    if (io->pumping || io->closing)
+        return;
+    px_client_t *c = (px_client_t *)io;
+    io->pumping = true;
+    for (int rounds = 0; rounds < 64 && !io->closing; rounds++) {
+        if (!px_tls_is_done(io->tls)) {
+            px_tls_result_t r = px_tls_handshake(io->tls);
+            if (tls_flush_out(io) != 0 || r == PX_TLS_ERROR) {
+                if (r == PX_TLS_ERROR)
+                    px_log_info(NULL, "TLS handshake failed: %s", px_tls_error(io->tls));
+                io->pumping = false;
+                px_client_close(c, PX_CLOSE_PROTOCOL_ERROR);
+                return;
+            }
+            if (r != PX_TLS_OK)
+                break; /* needs more from the client */
+        }
+        if (!io->in && !(io->in = px_iobuf_get(io->w, PX_IOBUF_SIZE)))
+            break;
+        px_iobuf_t *b = io->in;
+        if (b->wpos == b->cap)
+            px_iobuf_compact(b);
+        size_t got = 0;
+        px_tls_result_t r = PX_TLS_WANT;
+        if (b->wpos < b->cap)
+            r = px_tls_read(io->tls, b->data + b->wpos, b->cap - b->wpos, &got);
+        b->wpos += (uint32_t)got;
+        if (tls_flush_out(io) != 0 || r == PX_TLS_ERROR || r == PX_TLS_CLOSED) {
+            io->pumping = false;
+            px_client_close(c,
+                            r == PX_TLS_CLOSED ? PX_CLOSE_CLIENT_EOF : PX_CLOSE_CLIENT_READ_ERROR);
+            return;
+        }
+        if (got == 0) {
+            if (b->rpos == b->wpos)
+                px_io_release_in(io);
+            break;
+        }
+        px_client_process(c);
+        if (io->closing || io->paused || !px_tls_read_pending(io->tls))
+            break;
+    }
+    io->pumping = false;
+    if (!io->closing && !io->paused && px_tls_in_room(io->tls) > 0 && px_io_start_read(io) != 0)
+        px_client_close(c, PX_CLOSE_CLIENT_READ_ERROR);
 }

@@ -14,6 +14,7 @@
 #include "px.h"
 #include "px_admin.h"
 #include "px_health.h"
+#include "px_tls.h"
 
 extern char **environ;
 
@@ -199,6 +200,23 @@ int main(int argc, char **argv)
 
     px_shared_t *sh = &g_shared;
     pthread_mutex_init(&sh->lock, NULL);
+    if (cfg->client_tls_cert || cfg->client_tls_key) {
+        if (!cfg->client_tls_cert || !cfg->client_tls_key) {
+            fprintf(stderr, "fastnext-proxy: invalid configuration: CLIENT_TLS_CERT and "
+                            "CLIENT_TLS_KEY go together\n");
+            return 1;
+        }
+        sh->client_tls =
+            px_tls_ctx_server(cfg->client_tls_cert, cfg->client_tls_key, NULL, err, sizeof(err));
+        if (!sh->client_tls) {
+            fprintf(stderr, "fastnext-proxy: invalid configuration: client TLS: %s\n", err);
+            return 1;
+        }
+    } else if (cfg->client_tls_require) {
+        fprintf(stderr, "fastnext-proxy: invalid configuration: CLIENT_TLS_REQUIRE needs "
+                        "CLIENT_TLS_CERT and CLIENT_TLS_KEY\n");
+        return 1;
+    }
     sh->cfg = cfg;
     sh->authfile = af;
     sh->n_workers = cfg->workers;

@@ -24,6 +24,7 @@
 #include "px.h"
 #include "sqlscan.h"
 #include "px_metrics.h"
+#include "px_tls.h"
 
 struct px_client_auth {
     px_auth_step_t step;
@@ -160,6 +161,7 @@ static void client_free_cb(uv_handle_t *h)
     /* an in-flight write's callback runs (ECANCELED) before the close
      * callback and has already returned its buffer */
     px_params_free(&c->params);
+    px_tls_free(c->io.tls);
     px_stmt_map_clear(&c->stmts);
     free(c->synth_error);
     free(c->user);
@@ -734,6 +736,9 @@ void px_client_resume(px_client_t *c)
     if (c->io.paused) {
         c->io.paused = false;
         px_client_process(c);
+        /* plaintext TLS still holds arrives with no socket event */
+        if (c->io.tls && c->state != PX_CLIENT_CLOSING && px_tls_read_pending(c->io.tls))
+            px_io_tls_pump(&c->io);
     }
 }
 
@@ -1198,6 +1203,14 @@ void px_client_process(px_client_t *c)
                 return;
             }
             in->rpos += (uint32_t)used;
+            if (st.kind == PX_STARTUP_SSL && w->shared->client_tls && !c->io.tls) {
+                if (!send_raw(c, "S", 1) || !px_io_tls_accept(&c->io, w->shared->client_tls)) {
+                    px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+                    return;
+                }
+                px_io_tls_pump(&c->io);
+                return;
+            }
             if (st.kind == PX_STARTUP_SSL || st.kind == PX_STARTUP_GSSENC) {
                 if (!send_raw(c, "N", 1)) {
                     px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
@@ -1208,6 +1221,11 @@ void px_client_process(px_client_t *c)
             if (st.kind == PX_STARTUP_CANCEL) {
                 px_shared_post_cancel(w->shared, st.cancel_pid, st.cancel_key);
                 px_client_close(c, PX_CLOSE_CLIENT_EOF);
+                return;
+            }
+            if (cfg->client_tls_require && !c->io.tls) {
+                px_client_fail(c, PX_CLOSE_AUTH_FAILED, "28000",
+                               "this proxy accepts TLS connections only (use sslmode=require)");
                 return;
             }
             if (!handle_startup(c, &st))
