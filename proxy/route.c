@@ -23,12 +23,26 @@
 
 /* Classify one SQL text; true when it may run on a replica, with
  * *read_only_txn set for BEGIN/START TRANSACTION ... READ ONLY. */
+/* Hot standbys refuse SERIALIZABLE transactions. */
+static bool mentions_serializable(const uint8_t *sql, size_t n)
+{
+    static const char w[] = "serializable";
+    for (size_t i = 0; i + sizeof(w) - 1 <= n; i++) {
+        size_t k = 0;
+        while (k < sizeof(w) - 1 && (sql[i + k] | 0x20) == w[k])
+            k++;
+        if (k == sizeof(w) - 1)
+            return true;
+    }
+    return false;
+}
+
 static bool text_replica_ok(const uint8_t *sql, size_t n, bool *read_only_txn)
 {
     px_classify_result_t r;
     px_classify((const char *)sql, n, &r);
     if (r.cls == PX_CLASS_TXN && r.txn == PX_TXN_BEGIN && (r.flags & PX_CLS_F_READ_ONLY) &&
-        r.n_stmts == 1) {
+        r.n_stmts == 1 && !mentions_serializable(sql, n)) {
         *read_only_txn = true;
         return true;
     }
@@ -86,8 +100,13 @@ static px_route_verdict_t classify_unit(px_client_t *c, const px_config_t *cfg)
         }
         case 'D':
         case 'E':
-        case 'H':
             break;
+        case 'H':
+            /* Parse/Describe then Flush (asyncpg's prepare): the client waits
+             * for the description before it binds the same statement. What
+             * follows until Sync stays on this member; a write there would be
+             * refused by the replica (read-only), never applied. */
+            return any ? PX_ROUTE_REPLICA : PX_ROUTE_PRIMARY;
         case 'C': {
             /* closing a statement is bookkeeping; closing a portal is harmless */
             break;
