@@ -221,7 +221,12 @@ static void hc_read_config(hc_prober_t *P)
             want[n] = cfg->replicas[i];
             roles[n++] = PX_MEMBER_REPLICA;
         }
-        db = strdup(cfg->postgres_db && *cfg->postgres_db ? cfg->postgres_db : "postgres");
+        /* the application's database, where its functions' volatility lives:
+         * POSTGRES_DB, else the database named after POSTGRES_USER (as libpq
+         * defaults), else postgres */
+        db = strdup(cfg->postgres_db && *cfg->postgres_db       ? cfg->postgres_db
+                    : cfg->postgres_user && *cfg->postgres_user ? cfg->postgres_user
+                                                                : "postgres");
         if (cfg->postgres_user != NULL)
             oom |= (user = strdup(cfg->postgres_user)) == NULL;
         if (cfg->postgres_password != NULL)

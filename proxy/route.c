@@ -78,8 +78,15 @@ static px_route_verdict_t classify_unit(px_client_t *c, const px_config_t *cfg)
             int np;
             bool rot = false;
             if (!px_codec_parse_parse(body, &stmt, &sql, &np) ||
-                !text_replica_ok(sql.p, sql.n, &rot) || rot)
+                !text_replica_ok(sql.p, sql.n, &rot))
                 return PX_ROUTE_PRIMARY;
+            if (rot) {
+                /* BEGIN READ ONLY through the extended protocol (psycopg's
+                 * read_only): the whole transaction may run on a replica */
+                if (any)
+                    return PX_ROUTE_PRIMARY;
+                read_only_txn = true;
+            }
             break;
         }
         case 'B': {
@@ -106,13 +113,17 @@ static px_route_verdict_t classify_unit(px_client_t *c, const px_config_t *cfg)
              * for the description before it binds the same statement. What
              * follows until Sync stays on this member; a write there would be
              * refused by the replica (read-only), never applied. */
-            return any ? PX_ROUTE_REPLICA : PX_ROUTE_PRIMARY;
+            if (!any)
+                return PX_ROUTE_PRIMARY;
+            return read_only_txn ? PX_ROUTE_REPLICA_TXN : PX_ROUTE_REPLICA;
         case 'C': {
             /* closing a statement is bookkeeping; closing a portal is harmless */
             break;
         }
         case 'S':
-            return any ? PX_ROUTE_REPLICA : PX_ROUTE_PRIMARY;
+            if (!any)
+                return PX_ROUTE_PRIMARY;
+            return read_only_txn ? PX_ROUTE_REPLICA_TXN : PX_ROUTE_REPLICA;
         default:
             return PX_ROUTE_PRIMARY;
         }
