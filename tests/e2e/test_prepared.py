@@ -1319,6 +1319,10 @@ def test_prepared_statements_with_read_replicas_configured(proxy, make_table):
             assert v == i + 1
             ports.add(port)
 
+    # another client's reads may run on a replica: read-your-writes is per
+    # client, so give the replicas time to replay the first client's rows
+    time.sleep(1.5)
+
     async def main():
         a = await apg_connect(px)
         try:
