@@ -31,6 +31,15 @@ typedef enum px_auth_type {
     PX_AUTH_TYPE_TRUST,     /* trust */
 } px_auth_type_t;
 
+/** sslmode towards PostgreSQL, as libpq spells it. */
+typedef enum px_server_tls_mode {
+    PX_SERVER_TLS_DISABLE = 0,
+    PX_SERVER_TLS_PREFER,
+    PX_SERVER_TLS_REQUIRE,
+    PX_SERVER_TLS_VERIFY_CA,
+    PX_SERVER_TLS_VERIFY_FULL,
+} px_server_tls_mode_t;
+
 typedef enum px_log_format {
     PX_LOG_FORMAT_TEXT = 0,
     PX_LOG_FORMAT_JSON,
@@ -91,6 +100,8 @@ typedef struct px_config {
     char *client_tls_cert;    /* CLIENT_TLS_CERT [NULL]: PEM certificate offered to clients */
     char *client_tls_key;     /* CLIENT_TLS_KEY [NULL]: its private key */
     bool client_tls_require;  /* CLIENT_TLS_REQUIRE [false]: refuse clients without TLS */
+    int server_tls_mode;      /* SERVER_TLS_MODE [disable]: px_server_tls_mode_t */
+    char *server_tls_ca;      /* SERVER_TLS_CA [NULL]: CA file for verify-ca / verify-full */
 
     /* logging */
     int log_level;              /* LOG_LEVEL [info]: error|warn|info|debug */

@@ -63,6 +63,8 @@ static const char *const px_pool_mode_names[] = {"transaction", "session", NULL}
 static const char *const px_auth_type_names[] = {"scram-sha-256", "md5", "trust", NULL};
 static const char *const px_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const px_log_format_names[] = {"text", "json", NULL};
+static const char *const px_server_tls_names[] = {"disable",   "prefer",      "require",
+                                                  "verify-ca", "verify-full", NULL};
 
 /* Enum rows store the index of the name, so the names must follow the enums. */
 _Static_assert(PX_POOL_MODE_SESSION == 1, "px_pool_mode_names order");
@@ -326,6 +328,19 @@ static const px_config_key_t px_config_keys[] = {
      PX_FIELD(client_tls_key),
      .reloadable = false,
      .help = "private key of CLIENT_TLS_CERT (restart required)"},
+    {.name = "SERVER_TLS_MODE",
+     .type = PX_CONFIG_T_ENUM,
+     PX_FIELD(server_tls_mode),
+     .def = "disable",
+     .names = px_server_tls_names,
+     .reloadable = false,
+     .help = "TLS towards PostgreSQL: disable|prefer|require|verify-ca|verify-full "
+             "(restart required)"},
+    {.name = "SERVER_TLS_CA",
+     .type = PX_CONFIG_T_STRING,
+     PX_FIELD(server_tls_ca),
+     .reloadable = false,
+     .help = "CA file that signs the servers' certificates (restart required)"},
     {.name = "CLIENT_TLS_REQUIRE",
      .type = PX_CONFIG_T_BOOL,
      PX_FIELD(client_tls_require),

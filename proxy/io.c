@@ -54,6 +54,7 @@ void px_io_release_in(px_io_t *io)
 /* Ciphertext lands here and goes straight into the TLS engine: one read
  * at a time per worker thread. */
 static _Thread_local uint8_t tls_cipher[16384];
+static void io_fail(px_io_t *io, px_close_reason_t why, const char *what);
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -92,7 +93,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 PX_TLS_ERROR ||
             taken != (size_t)nread) {
             px_log_info(NULL, "TLS error: %s", px_tls_error(io->tls));
-            px_client_close((px_client_t *)io, PX_CLOSE_PROTOCOL_ERROR);
+            io_fail(io, PX_CLOSE_PROTOCOL_ERROR, "TLS error on the server connection");
             return;
         }
         px_io_tls_pump(io);
@@ -412,11 +413,32 @@ bool px_io_tls_accept(px_io_t *io, struct px_tls_ctx *ctx)
     return true;
 }
 
+static void io_fail(px_io_t *io, px_close_reason_t why, const char *what)
+{
+    if (io->kind == PX_IO_CLIENT)
+        px_client_close((px_client_t *)io, why);
+    else
+        px_server_close((px_server_t *)io, what);
+}
+
+bool px_io_tls_connect(px_io_t *io, struct px_tls_ctx *ctx, const char *host)
+{
+    char err[160];
+    io->tls = px_tls_new(ctx, host, err, sizeof(err));
+    if (!io->tls) {
+        px_log_warn(NULL, "TLS session failed: %s", err);
+        return false;
+    }
+    /* nothing may follow the server's 'S' before its handshake (CVE-2021-23222) */
+    if (io->in && io->in->rpos < io->in->wpos)
+        return false;
+    return true;
+}
+
 void px_io_tls_pump(px_io_t *io)
 {
     if (io->pumping || io->closing)
         return;
-    px_client_t *c = (px_client_t *)io;
     io->pumping = true;
     for (int rounds = 0; rounds < 64 && !io->closing; rounds++) {
         if (!px_tls_is_done(io->tls)) {
@@ -425,11 +447,15 @@ void px_io_tls_pump(px_io_t *io)
                 if (r == PX_TLS_ERROR)
                     px_log_info(NULL, "TLS handshake failed: %s", px_tls_error(io->tls));
                 io->pumping = false;
-                px_client_close(c, PX_CLOSE_PROTOCOL_ERROR);
+                io_fail(io, PX_CLOSE_PROTOCOL_ERROR, "TLS handshake with the server failed");
                 return;
             }
             if (r != PX_TLS_OK)
-                break; /* needs more from the client */
+                break; /* needs more from the peer */
+            if (io->kind == PX_IO_SERVER && !px_server_tls_ready((px_server_t *)io)) {
+                io->pumping = false;
+                return;
+            }
         }
         if (!io->in && !(io->in = px_iobuf_get(io->w, PX_IOBUF_SIZE)))
             break;
@@ -443,8 +469,8 @@ void px_io_tls_pump(px_io_t *io)
         b->wpos += (uint32_t)got;
         if (tls_flush_out(io) != 0 || r == PX_TLS_ERROR || r == PX_TLS_CLOSED) {
             io->pumping = false;
-            px_client_close(c,
-                            r == PX_TLS_CLOSED ? PX_CLOSE_CLIENT_EOF : PX_CLOSE_CLIENT_READ_ERROR);
+            io_fail(io, r == PX_TLS_CLOSED ? PX_CLOSE_CLIENT_EOF : PX_CLOSE_CLIENT_READ_ERROR,
+                    "TLS session with the server ended");
             return;
         }
         if (got == 0) {
@@ -452,11 +478,14 @@ void px_io_tls_pump(px_io_t *io)
                 px_io_release_in(io);
             break;
         }
-        px_client_process(c);
+        if (io->kind == PX_IO_CLIENT)
+            px_client_process((px_client_t *)io);
+        else
+            px_server_process((px_server_t *)io);
         if (io->closing || io->paused || !px_tls_read_pending(io->tls))
             break;
     }
     io->pumping = false;
     if (!io->closing && !io->paused && px_tls_in_room(io->tls) > 0 && px_io_start_read(io) != 0)
-        px_client_close(c, PX_CLOSE_CLIENT_READ_ERROR);
+        io_fail(io, PX_CLOSE_CLIENT_READ_ERROR, "server read error");
 }

@@ -217,6 +217,16 @@ int main(int argc, char **argv)
                         "CLIENT_TLS_CERT and CLIENT_TLS_KEY\n");
         return 1;
     }
+    if (cfg->server_tls_mode != PX_SERVER_TLS_DISABLE) {
+        px_tls_verify_t v = cfg->server_tls_mode == PX_SERVER_TLS_VERIFY_FULL ? PX_TLS_VERIFY_FULL
+                            : cfg->server_tls_mode == PX_SERVER_TLS_VERIFY_CA ? PX_TLS_VERIFY_CA
+                                                                              : PX_TLS_VERIFY_NONE;
+        sh->server_tls = px_tls_ctx_client(v, cfg->server_tls_ca, err, sizeof(err));
+        if (!sh->server_tls) {
+            fprintf(stderr, "fastnext-proxy: invalid configuration: server TLS: %s\n", err);
+            return 1;
+        }
+    }
     sh->cfg = cfg;
     sh->authfile = af;
     sh->n_workers = cfg->workers;

@@ -353,6 +353,7 @@ struct px_server {
     uint8_t tx_status;             /* last ReadyForQuery status */
     bool overflow;                 /* opened above DB_POOL_SIZE: close when idle */
     bool welcome_pending;          /* its login supplies the pool's welcome parameters */
+    bool tls_asked;                /* SSLRequest sent, waiting for its one-byte answer */
 };
 
 /* ---- pools ------------------------------------------------------------------ */
@@ -478,12 +479,13 @@ struct px_worker {
 /* ---- process-wide state ------------------------------------------------- */
 
 struct px_shared {
-    pthread_mutex_t lock;                     /* guards cfg, authfile, budgets */
-    struct px_tls_ctx *client_tls;            /* certificate for clients' SSLRequest, or NULL */
-    px_config_t *cfg;                         /* current snapshot (ref held) */
-    px_authfile_t *authfile;                  /* current auth file or NULL */
-    int authfile_refs;                        /* readers inside px_shared_lookup_secret */
-    px_pool_budget_t *budgets;                /* chain */
+    pthread_mutex_t lock;          /* guards cfg, authfile, budgets */
+    struct px_tls_ctx *client_tls; /* certificate for clients' SSLRequest, or NULL */
+    struct px_tls_ctx *server_tls; /* TLS towards PostgreSQL (SERVER_TLS_MODE), or NULL */
+    px_config_t *cfg;              /* current snapshot (ref held) */
+    px_authfile_t *authfile;       /* current auth file or NULL */
+    int authfile_refs;             /* readers inside px_shared_lookup_secret */
+    px_pool_budget_t *budgets;     /* chain */
     struct px_verifier_cache *verifiers[256]; /* SCRAM verifiers derived from plain secrets */
     _Atomic int n_clients;                    /* across workers, for MAX_CLIENT_CONN */
     _Atomic bool draining;                    /* SIGTERM received: readiness turns 503 */
@@ -536,7 +538,9 @@ void px_io_close(px_io_t *io, uv_close_cb cb);
  * bytes already received are ciphertext. False when no session could be made.
  */
 bool px_io_tls_accept(px_io_t *io, struct px_tls_ctx *ctx) PX_MUSTCHECK_INT;
-/** Decrypt what TLS holds into io->in and process it (clients only). */
+/** Start TLS as the client side towards a server that answered 'S'. */
+bool px_io_tls_connect(px_io_t *io, struct px_tls_ctx *ctx, const char *host) PX_MUSTCHECK_INT;
+/** Run the handshake, decrypt what TLS holds into io->in and process it. */
 void px_io_tls_pump(px_io_t *io);
 void px_io_release_in(px_io_t *io);
 
@@ -587,6 +591,8 @@ bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key)
 /** Emit the replies the proxy makes up, while they are at the head of the FIFO. */
 bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client) PX_MUSTCHECK_INT;
 void px_server_send_cancel(px_server_t *s);
+/** The TLS handshake with the server completed: send the startup packet. */
+bool px_server_tls_ready(px_server_t *s) PX_MUSTCHECK_INT;
 void px_server_check_timeouts(px_pool_t *pool, uint64_t now);
 /** Move idle @p s to worker @p target; false when it cannot (then nothing changed). */
 bool px_server_handoff(px_server_t *s, int target) PX_MUSTCHECK_INT;

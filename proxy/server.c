@@ -23,6 +23,7 @@
 
 #include "px.h"
 #include "px_metrics.h"
+#include "px_tls.h"
 
 static const char *const server_state_names[] = {
     "connecting", "login", "idle", "active", "checking", "resetting", "closing",
@@ -97,6 +98,7 @@ static void server_free_cb(uv_handle_t *h)
     if (!s->io.wreq)
         px_iobuf_put(w, s->io.out);
     px_params_free(&s->applied);
+    px_tls_free(s->io.tls);
     px_fifo_free(&s->fifo);
     px_stmt_set_free(s->stmts);
     if (s->scram) {
@@ -181,6 +183,26 @@ static void connect_cb(uv_connect_t *req, int status)
     uv_tcp_nodelay(&s->io.tcp, 1);
     uv_tcp_keepalive(&s->io.tcp, 1, 60);
     px_server_set_state(s, PX_SERVER_LOGIN);
+    if (s->io.w->shared->server_tls) {
+        /* SERVER_TLS_MODE: ask for TLS first, the startup follows the handshake */
+        uint8_t pkt[8];
+        px_wbuf_t wb = px_wbuf_make(pkt, sizeof(pkt));
+        px_wbuf_put_int32(&wb, 8);
+        px_wbuf_put_int32(&wb, (int32_t)PX_PROTO_SSL_REQUEST);
+        px_sender_t snd;
+        px_sender_init(&snd, &s->io);
+        s->tls_asked = true;
+        if (!px_sender_span(&snd, pkt, sizeof(pkt)) || px_sender_flush(&snd) != 0 ||
+            px_io_start_read(&s->io) != 0)
+            login_fail(s, "08006", "could not send SSLRequest");
+        return;
+    }
+    if (!px_server_tls_ready(s))
+        return;
+}
+
+bool px_server_tls_ready(px_server_t *s)
+{
     const char *pairs[] = {"user", s->pool->user, "database", s->pool->database, NULL};
     px_sender_t snd;
     px_sender_init(&snd, &s->io);
@@ -189,8 +211,32 @@ static void connect_cb(uv_connect_t *req, int status)
     if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0 ||
         px_io_start_read(&s->io) != 0) {
         login_fail(s, "08006", "could not send the startup packet");
-        return;
+        return false;
     }
+    return true;
+}
+
+/* The one-byte answer to our SSLRequest. */
+static bool tls_answer(px_server_t *s)
+{
+    px_iobuf_t *in = s->io.in;
+    uint8_t a = in->data[in->rpos++];
+    s->tls_asked = false;
+    int mode = px_worker_cfg(s->io.w)->server_tls_mode;
+    if (a == 'S') {
+        if (!px_io_tls_connect(&s->io, s->io.w->shared->server_tls, s->pool->host)) {
+            login_fail(s, "08006", "could not start TLS with the server");
+            return false;
+        }
+        px_io_tls_pump(&s->io);
+        return false; /* the pump goes on from here */
+    }
+    if (a == 'N' && mode == PX_SERVER_TLS_PREFER)
+        return px_server_tls_ready(s);
+    login_fail(s, "08006",
+               a == 'N' ? "the server does not support TLS (SERVER_TLS_MODE requires it)"
+                        : "unexpected answer to SSLRequest from the server");
+    return false;
 }
 
 px_server_t *px_server_open(px_pool_t *pool)
@@ -623,6 +669,11 @@ void px_server_process(px_server_t *s)
         const uint8_t *p = in->data + in->rpos;
         size_t avail = in->wpos - in->rpos;
 
+        if (s->tls_asked) {
+            if (!tls_answer(s))
+                return;
+            continue;
+        }
         if (c && px_io_blocked(&c->io)) {
             s->io.paused = true;
             break;
@@ -919,8 +970,9 @@ bool px_server_handoff(px_server_t *s, int target)
     px_pool_t *pool = s->pool;
     if (s->state == PX_SERVER_CLOSING || s->state == PX_SERVER_CONNECTING)
         return false;
-    if (s->client || s->io.out || s->fifo.count || s->io.pass_left || s->ignore_till_sync ||
-        (s->io.in && s->io.in->rpos != s->io.in->wpos) || s->tx_status != 'I')
+    if (s->client || s->io.out || s->io.tls || s->fifo.count || s->io.pass_left ||
+        s->ignore_till_sync || (s->io.in && s->io.in->rpos != s->io.in->wpos) ||
+        s->tx_status != 'I')
         return false;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&s->io.tcp, &fd) != 0)

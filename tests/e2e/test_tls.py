@@ -75,3 +75,41 @@ def test_plain_clients_still_work_unless_tls_is_required(proxy):
     assert "TLS" in str(ex.value)
     with psycopg.connect(ep2.conninfo(sslmode="require")) as c:
         assert c.pgconn.ssl_in_use and c.execute("SELECT 2").fetchone() == (2,)
+
+
+# ---------------------------------------------------------------- towards PostgreSQL
+
+def ssl_user_auth_file(tmp_path):
+    p = tmp_path / "userlist-ssl.txt"
+    p.write_text('"fnx_ssl" "ssl_pass"\n"fnx" "fnx_pass"\n')
+    return str(p)
+
+
+def test_the_proxy_reaches_a_tls_only_role_with_verify_full(proxy, tmp_path):
+    skip_if_direct()
+    ep = proxy(env={"SERVER_TLS_MODE": "verify-full", "SERVER_TLS_CA": CA,
+                    "AUTH_FILE": ssl_user_auth_file(tmp_path)})
+    with psycopg.connect(ep.conninfo(user="fnx_ssl", password="ssl_pass", sslmode="disable"),
+                         autocommit=True) as c:
+        ssl, version = c.execute(
+            "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+        assert ssl is True and version.startswith("TLSv1.")
+        rows = c.execute("SELECT repeat('x', 500) FROM generate_series(1, 20000)").fetchall()
+        assert len(rows) == 20000
+        for i in range(5):
+            assert c.execute("SELECT %s::int", (i,), prepare=True).fetchone() == (i,)
+
+
+def test_server_tls_with_an_unknown_ca_refuses_the_login_clearly(proxy, tmp_path):
+    skip_if_direct()
+    wrong = tmp_path / "wrong-ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    "/CN=wrong", "-keyout", str(tmp_path / "k"), "-out", str(wrong),
+                    "-days", "1"], check=True, capture_output=True, timeout=30)
+    ep = proxy(env={"SERVER_TLS_MODE": "verify-ca", "SERVER_TLS_CA": str(wrong),
+                    "AUTH_FILE": ssl_user_auth_file(tmp_path)})
+    with pytest.raises(psycopg.OperationalError) as ex:
+        psycopg.connect(ep.conninfo(user="fnx_ssl", password="ssl_pass",
+                                    sslmode="disable")).close()
+    assert "TLS" in str(ex.value) or "server" in str(ex.value)
+    assert ep.alive()
