@@ -11,12 +11,12 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from conftest import free_port, skip_if_direct, wait_until
+from relay import Relay
 
 TOKEN = "e2e-admin-token-5f1c"
 JSON = "application/json"
@@ -170,76 +170,6 @@ def run_queries(ep, n, user="fnx"):
         for i in range(n):
             assert c.execute("SELECT %s::int", (i,)).fetchone()[0] == i
 
-
-class Relay:
-    """A TCP relay to the primary that can be switched off and on, so the
-    proxy's primary can 'go down' without touching the shared test stack."""
-
-    def __init__(self, target_port, port=None):
-        self.target = ("127.0.0.1", target_port)
-        self.port = port or free_port()
-        self.lsock = None
-        self.conns = []
-        self.lock = threading.Lock()
-
-    def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
-        self.lsock = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    def _accept(self, lsock):
-        while True:
-            try:
-                c, _ = lsock.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def stop(self):
-        if self.lsock:
-            # shutdown wakes the accept() blocked in the other thread; close
-            # alone leaves it able to accept one more connection
-            try:
-                self.lsock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.lsock.close()
-            self.lsock = None
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
 
 
 # ---------------------------------------------------------------- health
