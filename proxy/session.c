@@ -234,6 +234,12 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
     px_io_close(&c->io, client_free_cb);
 }
 
+/* A session whose accept failed: nothing else was attached to it yet. */
+static void unaccepted_free_cb(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 /* ---- accept ------------------------------------------------------------------ */
 
 void px_client_accept(px_worker_t *w, uv_stream_t *listener)
@@ -251,7 +257,7 @@ void px_client_accept(px_worker_t *w, uv_stream_t *listener)
         /* nothing to free but the handle */
         c->state = PX_CLIENT_CLOSING;
         c->io.closing = true;
-        uv_close((uv_handle_t *)&c->io.tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&c->io.tcp, unaccepted_free_cb);
         return;
     }
     px_list_init(&c->link);
