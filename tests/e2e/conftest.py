@@ -525,7 +525,9 @@ def make_table(stack):
 
     def make(columns, name=None):
         name = name or unique("t")
-        with pg_super() as c:
+        # one transaction: a replica that sees the table also sees its owner
+        # and grants (and never holds the ALTER's lock on its own)
+        with pg_super() as c, c.transaction():
             c.execute("CREATE TABLE %s (%s)" % (name, columns))
             c.execute("ALTER TABLE %s OWNER TO fnx" % name)
             c.execute("GRANT ALL ON %s TO PUBLIC" % name)

@@ -130,7 +130,13 @@ def resume(ports):
 
 @contextlib.contextmanager
 def paused(ports):
-    """Replay paused on the given replicas for the block; ALWAYS resumed."""
+    """Replay paused on the given replicas for the block; ALWAYS resumed.
+
+    Each replica first replays everything the primary has written, so replay
+    never stops half-way through a DDL transaction (an ALTER TABLE whose lock
+    record was replayed but whose commit was not would block every read of
+    that table on the standby until replay resumed)."""
+    caught_up(ports)
     try:
         for p in ports:
             with replica_super(p) as c:
@@ -166,6 +172,13 @@ def functions(stack):
     with pg_super() as c:
         c.execute("DROP FUNCTION IF EXISTS %s()" % vol)
         c.execute("DROP FUNCTION IF EXISTS %s()" % stab)
+
+
+def caught_up(ports, timeout=10):
+    """Until every replica has replayed the primary's current WAL position."""
+    with pg_super() as c:
+        lsn = c.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+    wait_replicated(ports, "SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % lsn, timeout)
 
 
 def wait_replicated(ports, sql, timeout=10):
