@@ -200,6 +200,11 @@ static const px_config_key_t px_config_keys[] = {
      .max = PX_GB,
      .reloadable = true,
      .help = "largest result cached, at most CACHE_MAX_SIZE"},
+    {.name = "CACHE_WARM_FILE",
+     .type = PX_CONFIG_T_STRING,
+     PX_FIELD(cache_warm_file),
+     .reloadable = true,
+     .help = "queries (one per line) run through the proxy at start to fill the cache"},
 
     /* pooling */
     {.name = "POOL_MODE",

@@ -45,6 +45,7 @@
 #include <openssl/crypto.h>
 
 #include "px.h"
+#include "px_cache.h"
 #include "px_classify.h"
 #include "px_health.h"
 #include "px_log.h"
@@ -62,9 +63,54 @@ static const char HC_PROBE_SQL[] =
     "pg_catalog.pg_last_wal_receive_lsn(), "
     "EXTRACT(EPOCH FROM pg_catalog.now() - pg_catalog.pg_last_xact_replay_timestamp())";
 
+/* Three results: function volatility (3 columns), view definitions (2) and,
+ * for the result cache, one row per relation and each relation it reads
+ * (6): its name, kind, one-column integer primary key, whether writes to it
+ * reach other tables (triggers, rules, cascading foreign keys), and each
+ * relation its data comes from (itself, or a view's relations at any depth),
+ * tables replaced by their inheritance root, with that relation's kind. */
 static const char HC_CATALOG_SQL[] =
     "SELECT n.nspname, p.proname, p.provolatile FROM pg_catalog.pg_proc p "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace";
+    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace;"
+    "SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname !~ '^pg_(toast|temp)';"
+    "WITH RECURSIVE rels AS ("
+    " SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname !~ '^pg_(toast|temp)'),"
+    "up(oid, anc) AS (SELECT oid, oid FROM rels UNION"
+    " SELECT up.oid, i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc),"
+    "roots AS (SELECT up.oid, up.anc FROM up WHERE NOT EXISTS"
+    " (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = up.anc)),"
+    "dep(oid, ref) AS (SELECT oid, oid FROM rels UNION"
+    " SELECT dep.oid, d.refobjid FROM dep"
+    " JOIN pg_catalog.pg_class rc ON rc.oid = dep.ref AND rc.relkind = 'v'"
+    " JOIN pg_catalog.pg_rewrite w ON w.ev_class = dep.ref"
+    " JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+    " AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    " AND d.refobjid <> dep.ref) "
+    "SELECT r.relname, r.relkind,"
+    " (SELECT a.attname FROM pg_catalog.pg_index x JOIN pg_catalog.pg_attribute a"
+    "  ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]"
+    "  WHERE x.indrelid = r.oid AND x.indisprimary AND x.indnatts = 1"
+    "  AND a.atttypid IN (20, 21, 23) AND r.relkind = 'r' AND NOT EXISTS"
+    "  (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = r.oid OR i.inhparent = r.oid)),"
+    " (EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = r.oid AND NOT "
+    "t.tgisinternal)"
+    "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite w WHERE w.ev_class = r.oid"
+    "  AND w.rulename <> '_RETURN')"
+    "  OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f'"
+    "  AND k.confrelid = r.oid AND (k.confdeltype IN ('c', 'n', 'd')"
+    "  OR k.confupdtype IN ('c', 'n', 'd')))),"
+    " COALESCE(bc.relname, dc.relname), dc.relkind "
+    "FROM rels r JOIN dep ON dep.oid = r.oid"
+    " JOIN pg_catalog.pg_class dc ON dc.oid = dep.ref"
+    " LEFT JOIN roots ON roots.oid = dep.ref"
+    " LEFT JOIN pg_catalog.pg_class bc ON bc.oid = roots.anc";
 
 typedef enum hc_step {
     HC_CONNECTING = 0, /* PQconnectPoll until CONNECTION_OK */
@@ -102,6 +148,9 @@ typedef struct hc_prober {
     uint64_t catalog_next;         /* monotonic ms of the next volatility load */
     uint64_t catalog_digest;       /* of the rows last published */
     bool catalog_published;
+    char **bad_views; /* views the cache must not serve, from the last load */
+    int n_bad_views;
+    bool cache_catalog_logged;
 } hc_prober_t;
 
 /* Control, guarded by g_lock. */
@@ -426,9 +475,94 @@ static uint64_t hc_row_hash(const char *a, const char *b, char c)
     return h * 0xbf58476d1ce4e5b9ull;
 }
 
+/* View definitions: those the cache must not serve (volatile or
+ * time-dependent functions, catalog reads, user functions inside). */
+static void hc_view_rows(hc_prober_t *P, const PGresult *r)
+{
+    for (int i = 0; i < P->n_bad_views; i++)
+        free(P->bad_views[i]);
+    free(P->bad_views);
+    P->bad_views = NULL;
+    P->n_bad_views = 0;
+    int rows = PQntuples(r);
+    if (rows <= 0)
+        return;
+    P->bad_views = calloc((size_t)rows, sizeof(char *));
+    if (!P->bad_views)
+        return;
+    for (int i = 0; i < rows; i++) {
+        const char *def = PQgetvalue(r, i, 1);
+        px_classify_result_t cr;
+        px_classify(def, strlen(def), &cr);
+        if (cr.cls == PX_CLASS_READ && (cr.flags & PX_CLS_F_CACHEABLE))
+            continue;
+        char *name = strdup(PQgetvalue(r, i, 0));
+        if (name)
+            P->bad_views[P->n_bad_views++] = name;
+    }
+}
+
+static bool hc_bad_view(const hc_prober_t *P, const char *name)
+{
+    for (int i = 0; i < P->n_bad_views; i++)
+        if (strcmp(P->bad_views[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The result cache's relation catalog (see HC_CATALOG_SQL). */
+static void hc_relation_rows(hc_prober_t *P, const PGresult *r)
+{
+    px_cache_catalog_t *cat = px_cache_catalog_new();
+    if (!cat)
+        return;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        const char *name = PQgetvalue(r, i, 0);
+        char kind = PQgetvalue(r, i, 1)[0];
+        const char *pk = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+        bool side = PQgetvalue(r, i, 3)[0] == 't';
+        const char *base = PQgetvalue(r, i, 4);
+        char base_kind = PQgetvalue(r, i, 5)[0];
+        unsigned flags = PX_CACHE_REL_CACHEABLE;
+        if (pk)
+            flags |= PX_CACHE_REL_INT_PK;
+        if (side)
+            flags |= PX_CACHE_REL_SIDE;
+        if (kind == 'v')
+            flags |= PX_CACHE_REL_VIEW;
+        /* foreign tables change without writes here; sequences, functions'
+         * relations and the like are not tracked */
+        if (kind == 'f' ||
+            (base_kind != 'r' && base_kind != 'p' && base_kind != 'm' && base_kind != 'v'))
+            flags &= ~PX_CACHE_REL_CACHEABLE;
+        if ((kind == 'v' && hc_bad_view(P, name)) || (base_kind == 'v' && hc_bad_view(P, base)))
+            flags &= ~PX_CACHE_REL_CACHEABLE;
+        /* a view's own row names the view: only its tables are tags */
+        if (!px_cache_catalog_add(cat, name, flags, pk, base_kind == 'v' ? NULL : base)) {
+            px_cache_catalog_free(cat);
+            return;
+        }
+    }
+    size_t n = px_cache_catalog_size(cat);
+    px_cache_catalog_publish(cat);
+    if (!P->cache_catalog_logged) {
+        P->cache_catalog_logged = true;
+        px_log_info("health", "loaded %zu relations for the result cache", n);
+    }
+}
+
 static void hc_catalog_rows(hc_prober_t *P, const PGresult *r)
 {
     int rows = PQntuples(r);
+    if (PQnfields(r) == 2) {
+        hc_view_rows(P, r);
+        return;
+    }
+    if (PQnfields(r) == 6) {
+        hc_relation_rows(P, r);
+        return;
+    }
     if (PQnfields(r) < 3 || rows <= 0)
         return;
     uint64_t digest = (uint64_t)rows;
@@ -746,6 +880,9 @@ static void *hc_main(void *arg)
     free(P->db);
     free(P->user);
     hc_free_secret(&P->password);
+    for (int i = 0; i < P->n_bad_views; i++)
+        free(P->bad_views[i]);
+    free(P->bad_views);
     free(P);
     return NULL;
 }

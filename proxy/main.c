@@ -13,6 +13,7 @@
 
 #include "px.h"
 #include "px_admin.h"
+#include "px_cache.h"
 #include "px_health.h"
 #include "px_tls.h"
 
@@ -48,6 +49,17 @@ static void diff_cb(const char *key, bool reloadable, void *arg)
         px_log_info(NULL, "reload: %s changed", key);
     else
         px_log_warn(NULL, "reload: %s changed but needs a restart; keeping the old value", key);
+}
+
+static void apply_cache_config(const px_config_t *cfg)
+{
+    px_cache_config_t cc = {
+        .enabled = cfg->cache_enabled,
+        .max_bytes = cfg->cache_max_size,
+        .max_entry = cfg->cache_max_entry_size,
+        .default_ttl = cfg->cache_default_ttl,
+    };
+    px_cache_configure(&cc);
 }
 
 static void reload(void)
@@ -96,6 +108,7 @@ static void reload(void)
         pthread_mutex_unlock(&w->inbox_lock);
         uv_async_send(&w->wakeup);
     }
+    apply_cache_config(cfg);
     px_log_info(NULL, "configuration reloaded");
 }
 
@@ -229,6 +242,12 @@ int main(int argc, char **argv)
     }
     sh->cfg = cfg;
     sh->authfile = af;
+    if (!px_cache_init()) {
+        fprintf(stderr, "fastnext-proxy: out of memory (result cache)\n");
+        return 1;
+    }
+    apply_cache_config(cfg);
+    px_cache_admin_register(sh);
     sh->n_workers = cfg->workers;
     sh->workers = calloc((size_t)sh->n_workers, sizeof(px_worker_t));
     if (!sh->workers) {
@@ -255,6 +274,8 @@ int main(int argc, char **argv)
                 cfg->admin_listen.host, cfg->admin_listen.port, uv_strerror(arc));
         return 1;
     }
+    if (cfg->cache_enabled && cfg->cache_warm_file)
+        px_cache_warm_file(cfg->cache_warm_file);
     px_log_info(NULL, "fastnext-proxy %s listening on %s:%u, %d workers, %s pooling, server %s:%u",
                 PX_VERSION, cfg->proxy_listen.host, cfg->proxy_listen.port, sh->n_workers,
                 cfg->pool_mode == PX_POOL_MODE_SESSION ? "session" : "transaction",

@@ -316,7 +316,10 @@ struct px_client {
     bool unsynced;         /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;       /* the server asked for COPY data */
     uint8_t tx_status;     /* last ReadyForQuery status seen: I, T or E */
-    char peer[64];         /* "ip:port" for logs */
+    bool cache_off;        /* changed session state the cache key does not hold */
+    bool cache_seen;       /* the unit at the read position was looked up already */
+    struct px_client_cache *cache; /* result-cache state (cacheflow.c), lazily made */
+    char peer[64];                 /* "ip:port" for logs */
 };
 
 /* ---- server connection --------------------------------------------------- */
@@ -625,6 +628,27 @@ void px_pool_welcome_waiters(px_pool_t *pool);
 px_pool_t *px_route_pick(px_client_t *c, px_route_verdict_t *verdict);
 /** The transaction ended and its server connection went back to @p pool. */
 void px_route_done(px_client_t *c, px_pool_t *pool, px_route_verdict_t verdict);
+
+/* cacheflow.c: the result cache on the session side */
+typedef enum px_cacheflow_result {
+    PX_CACHEFLOW_BYPASS = 0, /* not cacheable here: carry on as usual */
+    PX_CACHEFLOW_HIT,        /* answered; the unit was consumed */
+    PX_CACHEFLOW_MISS,       /* a fill is armed: send the unit on */
+    PX_CACHEFLOW_FAILED,     /* could not queue the answer */
+} px_cacheflow_result_t;
+/** At the start of a unit: answer it from the cache, or arm a fill. */
+px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client);
+/** A message the client sends on: bump what a write touches. */
+void px_cacheflow_on_client_msg(px_client_t *c, const px_msg_hdr_t *hdr, px_span_t body);
+/** The head of a server reply forwarded to a filling client (@p n bytes of it here). */
+void px_cacheflow_capture(px_client_t *c, uint8_t type, const uint8_t *p, size_t n);
+/** More bytes of the reply being streamed. */
+void px_cacheflow_capture_more(px_client_t *c, const uint8_t *p, size_t n);
+/** ReadyForQuery @p status reaches the client: store a fill, bump a finished transaction. */
+void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
+void px_cacheflow_client_gone(px_client_t *c);
+/** A fill is armed: forwarded replies go through px_cacheflow_capture*. */
+bool px_cacheflow_filling(const px_client_t *c);
 
 /* worker.c */
 int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;

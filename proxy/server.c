@@ -684,6 +684,8 @@ void px_server_process(px_server_t *s)
                 if (!px_sender_span(&to_client, p, n))
                     goto client_broken;
                 forwarded += n;
+                if (px_cacheflow_filling(c))
+                    px_cacheflow_capture_more(c, p, n);
             }
             in->rpos += n;
             s->io.pass_left -= n;
@@ -749,6 +751,7 @@ void px_server_process(px_server_t *s)
                 return;
             }
             if (c && forward) {
+                px_cacheflow_on_ready(c, s, st);
                 c->tx_status = st;
                 c->in_copy_in = false;
                 if (st == 'I')
@@ -788,6 +791,8 @@ void px_server_process(px_server_t *s)
                 uint32_t n = whole;
                 if (forward && !px_sender_span(&to_client, p, n))
                     goto client_broken;
+                if (forward && px_cacheflow_filling(c))
+                    px_cacheflow_capture(c, hdr.type, p, n);
                 forwarded += forward ? n : 0;
                 in->rpos += n;
                 error_skip_to_sync(s);
@@ -807,6 +812,8 @@ void px_server_process(px_server_t *s)
             if (!px_sender_span(&to_client, p, n))
                 goto client_broken;
             forwarded += n;
+            if (px_cacheflow_filling(c))
+                px_cacheflow_capture(c, hdr.type, p, n);
         }
         in->rpos += n;
         s->io.pass_left = whole - n;

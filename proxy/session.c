@@ -230,6 +230,7 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
     c->state = PX_CLIENT_CLOSING;
     if (c->pinned)
         c->pool->n_pinned--;
+    px_cacheflow_client_gone(c);
     detach_server(c);
     px_io_close(&c->io, client_free_cb);
 }
@@ -1270,6 +1271,7 @@ void px_client_process(px_client_t *c)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P' ||
+                       (hdr.type == 'B' && cfg->cache_enabled) ||
                        (cfg->pool_mode == PX_POOL_MODE_TRANSACTION &&
                         (hdr.type == 'D' || hdr.type == 'C' ||
                          (hdr.type == 'B' && bind_names_statement(p, avail))));
@@ -1298,6 +1300,20 @@ void px_client_process(px_client_t *c)
             return;
         }
 
+        if (!c->cache_seen && (hdr.type == 'Q' || hdr.type == 'P' || hdr.type == 'B') &&
+            (!s || s->fifo.count == 0) && cfg->cache_enabled) {
+            /* the first message of a unit: the result cache may answer it */
+            c->cache_seen = true;
+            px_cacheflow_result_t cr = px_cacheflow_lookup(c, &to_client);
+            if (cr == PX_CACHEFLOW_FAILED) {
+                px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+                return;
+            }
+            if (cr == PX_CACHEFLOW_HIT) {
+                c->cache_seen = false;
+                continue;
+            }
+        }
         if (!s && hdr.type == 'Q' && answer_locally(c, body, &to_client)) {
             in->rpos += whole;
             continue;
@@ -1322,6 +1338,10 @@ void px_client_process(px_client_t *c)
         }
 
         px_log_debug(NULL, "C-%u -> %c (%u bytes) fifo %u", c->id, hdr.type, whole, s->fifo.count);
+        if (cfg->cache_enabled && avail >= whole)
+            px_cacheflow_on_client_msg(c, &hdr, body);
+        if (hdr.type == 'Q' || hdr.type == 'S')
+            c->cache_seen = false; /* the unit ends: the next one is looked up */
         msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, &to_server, &to_client);
         if (mr == MSG_FAILED)
             return;

@@ -1,0 +1,669 @@
+/*
+ * The result cache's shared core: tag versions, the relation catalog and the
+ * in-process level (L1). See include/px_cache.h for the model.
+ *
+ * Layout. Tag versions are a fixed array of atomic counters indexed by the
+ * tag hash (PX_TAG_SLOTS), with the health generation of each slot's last
+ * bump beside it. L1 is PX_SHARDS shards, each a chained hash table plus an
+ * LRU list under one mutex; an entry is one allocation holding its tags and
+ * their versions, its key material and its value. The byte budget is global
+ * (an atomic); a shard that pushes the total over it evicts from its own LRU
+ * tail, so no thread ever holds two shard locks.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "px_cache.h"
+
+#define PX_TAG_SLOTS   (1u << 20)
+#define PX_SHARDS      16
+#define PX_BUCKETS_MIN 1024
+
+/* ---- configuration and clock ---------------------------------------------------- */
+
+static pthread_mutex_t g_cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+static px_cache_config_t g_cfg = {true, 256ull << 20, 1u << 20, 300};
+static _Atomic uint64_t g_max_bytes = 256ull << 20;
+static _Atomic uint64_t g_max_entry = 1u << 20;
+static _Atomic uint32_t g_default_ttl = 300;
+static _Atomic bool g_enabled = true;
+
+uint64_t px_cache_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- tags ------------------------------------------------------------------------- */
+
+static _Atomic uint64_t *g_versions; /* PX_TAG_SLOTS */
+static _Atomic uint64_t *g_bump_gen; /* PX_TAG_SLOTS */
+
+/* Replica freshness: per slot, the primary LSN a round after the slot's last
+ * bump saw, remembered for that bump's generation. Rare path (replica fills):
+ * striped locks keep the (generation, LSN) pair consistent. */
+#define PX_NEED_STRIPES 64
+static pthread_mutex_t g_need_lock[PX_NEED_STRIPES];
+static uint64_t *g_need_gen; /* PX_TAG_SLOTS */
+static uint64_t *g_need_lsn; /* PX_TAG_SLOTS */
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static bool g_init_ok;
+
+static inline uint32_t slot_of(px_tag_t t)
+{
+    return (uint32_t)(t ^ (t >> 32)) & (PX_TAG_SLOTS - 1);
+}
+
+static px_tag_t tag_hash(char kind, const char *name, const int64_t *key)
+{
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, &kind, 1);
+    if (name)
+        XXH3_64bits_update(&st, name, strlen(name) + 1);
+    if (key)
+        XXH3_64bits_update(&st, key, sizeof(*key));
+    return XXH3_64bits_digest(&st);
+}
+
+px_tag_t px_cache_tag_epoch(void)
+{
+    return tag_hash('E', NULL, NULL);
+}
+
+px_tag_t px_cache_tag_all(const char *table)
+{
+    return tag_hash('A', table, NULL);
+}
+
+px_tag_t px_cache_tag_scan(const char *table)
+{
+    return tag_hash('S', table, NULL);
+}
+
+px_tag_t px_cache_tag_row(const char *table, int64_t key)
+{
+    return tag_hash('R', table, &key);
+}
+
+static _Atomic uint64_t g_stat_bumps;
+
+uint64_t px_cache_tag_version(px_tag_t t)
+{
+    if (!g_versions)
+        return 0;
+    return atomic_load_explicit(&g_versions[slot_of(t)], memory_order_acquire);
+}
+
+void px_cache_tag_bump(px_tag_t t, uint64_t health_gen)
+{
+    if (!g_versions)
+        return;
+    uint32_t s = slot_of(t);
+    /* the generation first: a reader that sees the new version also sees
+     * a generation at least as new */
+    atomic_store_explicit(&g_bump_gen[s], health_gen, memory_order_release);
+    atomic_fetch_add_explicit(&g_versions[s], 1, memory_order_acq_rel);
+    atomic_fetch_add_explicit(&g_stat_bumps, 1, memory_order_relaxed);
+}
+
+void px_cache_bump_all(uint64_t health_gen)
+{
+    px_cache_tag_bump(px_cache_tag_epoch(), health_gen);
+}
+
+uint64_t px_cache_tag_bump_gen(px_tag_t t)
+{
+    if (!g_bump_gen)
+        return 0;
+    return atomic_load_explicit(&g_bump_gen[slot_of(t)], memory_order_acquire);
+}
+
+bool px_cache_replica_fresh(const px_tag_t *tags, int n, uint64_t gen_now, uint64_t primary_lsn,
+                            uint64_t replica_lsn)
+{
+    if (!g_versions || gen_now == 0 || primary_lsn == 0 || replica_lsn == 0)
+        return false;
+    for (int i = 0; i < n; i++) {
+        uint32_t s = slot_of(tags[i]);
+        uint64_t g = atomic_load_explicit(&g_bump_gen[s], memory_order_acquire);
+        pthread_mutex_t *l = &g_need_lock[s % PX_NEED_STRIPES];
+        pthread_mutex_lock(l);
+        uint64_t need;
+        if (g_need_gen[s] == g + 1) {
+            need = g_need_lsn[s];
+        } else if (gen_now >= g + 2) {
+            /* the latest round started after the bump: its primary LSN
+             * covers the write that bumped */
+            need = primary_lsn;
+            g_need_gen[s] = g + 1;
+            g_need_lsn[s] = need;
+        } else {
+            pthread_mutex_unlock(l);
+            return false; /* too recent to know */
+        }
+        pthread_mutex_unlock(l);
+        if (replica_lsn < need)
+            return false;
+    }
+    return true;
+}
+
+/* ---- L1 entries ------------------------------------------------------------------ */
+
+struct px_cache_entry {
+    px_cache_entry_t *chain; /* bucket chain */
+    px_cache_entry_t *lru_prev, *lru_next;
+    uint64_t hash;
+    uint64_t expires_ms;
+    uint64_t charge;  /* bytes counted against the budget */
+    _Atomic int refs; /* the table's reference + readers' */
+    uint32_t key_len;
+    uint32_t val_len;
+    uint16_t n_tags;
+    uint8_t shard;
+    bool linked;
+    /* tags[n_tags], versions[n_tags], key bytes, value bytes */
+    uint64_t data[];
+};
+
+static inline px_tag_t *e_tags(px_cache_entry_t *e)
+{
+    return e->data;
+}
+static inline uint64_t *e_versions(px_cache_entry_t *e)
+{
+    return e->data + e->n_tags;
+}
+static inline uint8_t *e_key(px_cache_entry_t *e)
+{
+    return (uint8_t *)(e->data + 2u * e->n_tags);
+}
+static inline uint8_t *e_val(px_cache_entry_t *e)
+{
+    return e_key(e) + e->key_len;
+}
+
+typedef struct shard {
+    pthread_mutex_t lock;
+    px_cache_entry_t **buckets;
+    uint32_t n_buckets; /* power of two */
+    uint32_t n_entries;
+    px_cache_entry_t lru; /* sentinel: lru.lru_next is the most recent */
+} shard_t;
+
+static shard_t g_shards[PX_SHARDS];
+static _Atomic uint64_t g_bytes, g_entries;
+static _Atomic uint64_t g_stat[PX_CACHE_C_COUNT];
+static _Atomic uint64_t g_stat_stores, g_stat_raced, g_stat_too_big, g_stat_evictions,
+    g_stat_expired, g_stat_invalidated, g_stat_hit_ns, g_stat_hit_samples;
+
+static void init_once(void)
+{
+    g_versions = calloc(PX_TAG_SLOTS, sizeof(*g_versions));
+    g_bump_gen = calloc(PX_TAG_SLOTS, sizeof(*g_bump_gen));
+    g_need_gen = calloc(PX_TAG_SLOTS, sizeof(*g_need_gen));
+    g_need_lsn = calloc(PX_TAG_SLOTS, sizeof(*g_need_lsn));
+    if (!g_versions || !g_bump_gen || !g_need_gen || !g_need_lsn)
+        return;
+    for (int i = 0; i < PX_NEED_STRIPES; i++)
+        pthread_mutex_init(&g_need_lock[i], NULL);
+    for (int i = 0; i < PX_SHARDS; i++) {
+        shard_t *sh = &g_shards[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        sh->buckets = calloc(PX_BUCKETS_MIN, sizeof(*sh->buckets));
+        if (!sh->buckets)
+            return;
+        sh->n_buckets = PX_BUCKETS_MIN;
+        sh->lru.lru_next = sh->lru.lru_prev = &sh->lru;
+    }
+    g_init_ok = true;
+}
+
+bool px_cache_init(void)
+{
+    pthread_once(&g_once, init_once);
+    return g_init_ok;
+}
+
+static void entry_free(px_cache_entry_t *e)
+{
+    free(e);
+}
+
+void px_cache_entry_put(px_cache_entry_t *e)
+{
+    if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        entry_free(e);
+}
+
+/* Unlink @p e from its shard (lock held) and drop the table's reference. */
+static void unlink_locked(shard_t *sh, px_cache_entry_t *e)
+{
+    px_cache_entry_t **pp = &sh->buckets[e->hash & (sh->n_buckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->chain;
+    if (*pp)
+        *pp = e->chain;
+    e->lru_prev->lru_next = e->lru_next;
+    e->lru_next->lru_prev = e->lru_prev;
+    e->linked = false;
+    sh->n_entries--;
+    atomic_fetch_sub_explicit(&g_bytes, e->charge, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&g_entries, 1, memory_order_relaxed);
+    px_cache_entry_put(e);
+}
+
+static bool entry_valid(px_cache_entry_t *e, uint64_t now)
+{
+    if (now >= e->expires_ms)
+        return false;
+    px_tag_t *t = e_tags(e);
+    uint64_t *v = e_versions(e);
+    for (uint16_t i = 0; i < e->n_tags; i++)
+        if (px_cache_tag_version(t[i]) != v[i])
+            return false;
+    return true;
+}
+
+static uint64_t key_hash(const void *key, size_t len)
+{
+    return XXH3_64bits(key, len);
+}
+
+static shard_t *shard_of(uint64_t h)
+{
+    return &g_shards[(h >> 56) % PX_SHARDS];
+}
+
+px_cache_entry_t *px_cache_get(const void *key, size_t key_len)
+{
+    if (!g_init_ok || !atomic_load_explicit(&g_enabled, memory_order_relaxed))
+        return NULL;
+    uint64_t h = key_hash(key, key_len);
+    shard_t *sh = shard_of(h);
+    uint64_t now = px_cache_now_ms();
+    px_cache_entry_t *found = NULL;
+    pthread_mutex_lock(&sh->lock);
+    for (px_cache_entry_t *e = sh->buckets[h & (sh->n_buckets - 1)]; e; e = e->chain) {
+        if (e->hash != h || e->key_len != key_len || memcmp(e_key(e), key, key_len) != 0)
+            continue;
+        if (!entry_valid(e, now)) {
+            if (now >= e->expires_ms)
+                atomic_fetch_add_explicit(&g_stat_expired, 1, memory_order_relaxed);
+            else
+                atomic_fetch_add_explicit(&g_stat_invalidated, 1, memory_order_relaxed);
+            unlink_locked(sh, e);
+            break;
+        }
+        /* most recently used to the front */
+        e->lru_prev->lru_next = e->lru_next;
+        e->lru_next->lru_prev = e->lru_prev;
+        e->lru_next = sh->lru.lru_next;
+        e->lru_prev = &sh->lru;
+        sh->lru.lru_next->lru_prev = e;
+        sh->lru.lru_next = e;
+        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+        found = e;
+        break;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return found;
+}
+
+const uint8_t *px_cache_entry_value(const px_cache_entry_t *e, size_t *len)
+{
+    *len = e->val_len;
+    return e_val((px_cache_entry_t *)e);
+}
+
+const char *px_cache_put_result_to_str(px_cache_put_result_t r)
+{
+    switch (r) {
+    case PX_CACHE_PUT_STORED:
+        return "stored";
+    case PX_CACHE_PUT_RACED:
+        return "raced with a write";
+    case PX_CACHE_PUT_TOO_BIG:
+        return "too big";
+    case PX_CACHE_PUT_DISABLED:
+        return "disabled";
+    case PX_CACHE_PUT_NO_MEMORY:
+        return "out of memory";
+    }
+    return "?";
+}
+
+static void grow_locked(shard_t *sh)
+{
+    uint32_t n = sh->n_buckets * 2;
+    px_cache_entry_t **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return; /* longer chains; still correct */
+    for (uint32_t i = 0; i < sh->n_buckets; i++) {
+        px_cache_entry_t *e = sh->buckets[i];
+        while (e) {
+            px_cache_entry_t *next = e->chain;
+            e->chain = nb[e->hash & (n - 1)];
+            nb[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(sh->buckets);
+    sh->buckets = nb;
+    sh->n_buckets = n;
+}
+
+/* Evict from @p sh's LRU tail until the budget holds (lock held). */
+static void evict_locked(shard_t *sh, uint64_t max)
+{
+    while (atomic_load_explicit(&g_bytes, memory_order_relaxed) > max &&
+           sh->lru.lru_prev != &sh->lru) {
+        unlink_locked(sh, sh->lru.lru_prev);
+        atomic_fetch_add_explicit(&g_stat_evictions, 1, memory_order_relaxed);
+    }
+}
+
+px_cache_put_result_t px_cache_put(const void *key, size_t key_len, const uint8_t *val,
+                                   size_t val_len, const px_tag_t *tags, const uint64_t *versions,
+                                   int n_tags, uint32_t ttl_s)
+{
+    if (!g_init_ok || !atomic_load_explicit(&g_enabled, memory_order_relaxed))
+        return PX_CACHE_PUT_DISABLED;
+    uint64_t max = atomic_load_explicit(&g_max_bytes, memory_order_relaxed);
+    if (n_tags < 0 || n_tags > PX_CACHE_MAX_TAGS || key_len > UINT32_MAX ||
+        val_len > atomic_load_explicit(&g_max_entry, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&g_stat_too_big, 1, memory_order_relaxed);
+        return PX_CACHE_PUT_TOO_BIG;
+    }
+    for (int i = 0; i < n_tags; i++) {
+        if (px_cache_tag_version(tags[i]) != versions[i]) {
+            atomic_fetch_add_explicit(&g_stat_raced, 1, memory_order_relaxed);
+            return PX_CACHE_PUT_RACED;
+        }
+    }
+    size_t size =
+        sizeof(px_cache_entry_t) + 2u * sizeof(uint64_t) * (size_t)n_tags + key_len + val_len;
+    if (size > max / 2) {
+        atomic_fetch_add_explicit(&g_stat_too_big, 1, memory_order_relaxed);
+        return PX_CACHE_PUT_TOO_BIG;
+    }
+    px_cache_entry_t *e = malloc(size);
+    if (!e)
+        return PX_CACHE_PUT_NO_MEMORY;
+    memset(e, 0, sizeof(*e));
+    e->hash = key_hash(key, key_len);
+    if (ttl_s == 0)
+        ttl_s = atomic_load_explicit(&g_default_ttl, memory_order_relaxed);
+    e->expires_ms = px_cache_now_ms() + (uint64_t)ttl_s * 1000u;
+    e->charge = size + 32; /* allocator overhead and the bucket slot */
+    atomic_init(&e->refs, 1);
+    e->key_len = (uint32_t)key_len;
+    e->val_len = (uint32_t)val_len;
+    e->n_tags = (uint16_t)n_tags;
+    if (n_tags) {
+        memcpy(e_tags(e), tags, sizeof(*tags) * (size_t)n_tags);
+        memcpy(e_versions(e), versions, sizeof(*versions) * (size_t)n_tags);
+    }
+    memcpy(e_key(e), key, key_len);
+    if (val_len)
+        memcpy(e_val(e), val, val_len);
+
+    shard_t *sh = shard_of(e->hash);
+    pthread_mutex_lock(&sh->lock);
+    /* a write may have bumped a tag while the entry was being built */
+    for (int i = 0; i < n_tags; i++) {
+        if (px_cache_tag_version(tags[i]) != versions[i]) {
+            pthread_mutex_unlock(&sh->lock);
+            free(e);
+            atomic_fetch_add_explicit(&g_stat_raced, 1, memory_order_relaxed);
+            return PX_CACHE_PUT_RACED;
+        }
+    }
+    for (px_cache_entry_t *o = sh->buckets[e->hash & (sh->n_buckets - 1)]; o; o = o->chain) {
+        if (o->hash == e->hash && o->key_len == key_len && memcmp(e_key(o), key, key_len) == 0) {
+            unlink_locked(sh, o);
+            break;
+        }
+    }
+    if (sh->n_entries >= sh->n_buckets)
+        grow_locked(sh);
+    px_cache_entry_t **b = &sh->buckets[e->hash & (sh->n_buckets - 1)];
+    e->chain = *b;
+    *b = e;
+    e->lru_next = sh->lru.lru_next;
+    e->lru_prev = &sh->lru;
+    sh->lru.lru_next->lru_prev = e;
+    sh->lru.lru_next = e;
+    e->linked = true;
+    sh->n_entries++;
+    atomic_fetch_add_explicit(&g_bytes, e->charge, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_entries, 1, memory_order_relaxed);
+    evict_locked(sh, max);
+    pthread_mutex_unlock(&sh->lock);
+    atomic_fetch_add_explicit(&g_stat_stores, 1, memory_order_relaxed);
+    return PX_CACHE_PUT_STORED;
+}
+
+uint64_t px_cache_clear(void)
+{
+    uint64_t n = 0;
+    if (!g_init_ok)
+        return 0;
+    for (int i = 0; i < PX_SHARDS; i++) {
+        shard_t *sh = &g_shards[i];
+        pthread_mutex_lock(&sh->lock);
+        while (sh->lru.lru_next != &sh->lru) {
+            unlink_locked(sh, sh->lru.lru_next);
+            n++;
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return n;
+}
+
+void px_cache_shutdown(void)
+{
+    px_cache_clear();
+}
+
+void px_cache_configure(const px_cache_config_t *cfg)
+{
+    pthread_mutex_lock(&g_cfg_lock);
+    g_cfg = *cfg;
+    pthread_mutex_unlock(&g_cfg_lock);
+    atomic_store(&g_max_bytes, cfg->max_bytes);
+    atomic_store(&g_max_entry, cfg->max_entry);
+    atomic_store(&g_default_ttl, cfg->default_ttl ? cfg->default_ttl : 1);
+    atomic_store(&g_enabled, cfg->enabled);
+    if (!cfg->enabled) {
+        px_cache_clear();
+        return;
+    }
+    if (g_init_ok && atomic_load(&g_bytes) > cfg->max_bytes) {
+        for (int i = 0; i < PX_SHARDS; i++) {
+            pthread_mutex_lock(&g_shards[i].lock);
+            evict_locked(&g_shards[i], cfg->max_bytes);
+            pthread_mutex_unlock(&g_shards[i].lock);
+        }
+    }
+}
+
+void px_cache_get_config(px_cache_config_t *out)
+{
+    pthread_mutex_lock(&g_cfg_lock);
+    *out = g_cfg;
+    pthread_mutex_unlock(&g_cfg_lock);
+}
+
+/* ---- statistics -------------------------------------------------------------------- */
+
+void px_cache_count(px_cache_counter_t c, uint64_t n)
+{
+    if ((unsigned)c < PX_CACHE_C_COUNT)
+        atomic_fetch_add_explicit(&g_stat[c], n, memory_order_relaxed);
+}
+
+void px_cache_observe_hit_ns(uint64_t ns)
+{
+    atomic_fetch_add_explicit(&g_stat_hit_ns, ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_stat_hit_samples, 1, memory_order_relaxed);
+}
+
+void px_cache_stats(px_cache_stats_t *o)
+{
+    memset(o, 0, sizeof(*o));
+#define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+    o->hits = LD(g_stat[PX_CACHE_C_HIT]);
+    o->misses = LD(g_stat[PX_CACHE_C_MISS]);
+    o->store_replica_behind = LD(g_stat[PX_CACHE_C_STORE_REPLICA_BEHIND]);
+    o->store_aborted = LD(g_stat[PX_CACHE_C_STORE_ABORTED]);
+    o->coalesced = LD(g_stat[PX_CACHE_C_COALESCED]);
+    o->stores = LD(g_stat_stores);
+    o->store_raced = LD(g_stat_raced);
+    o->store_too_big = LD(g_stat_too_big);
+    o->evictions = LD(g_stat_evictions);
+    o->expired = LD(g_stat_expired);
+    o->invalidated = LD(g_stat_invalidated);
+    o->entries = LD(g_entries);
+    o->bytes = LD(g_bytes);
+    o->bumps = LD(g_stat_bumps);
+    o->hit_ns_sum = LD(g_stat_hit_ns);
+    o->hit_samples = LD(g_stat_hit_samples);
+#undef LD
+}
+
+/* ---- relation catalog ------------------------------------------------------------- */
+
+typedef struct cat_rel {
+    struct cat_rel *next;
+    px_cache_rel_t rel;
+    char name[64];
+} cat_rel_t;
+
+#define CAT_BUCKETS 4096
+
+struct px_cache_catalog {
+    cat_rel_t *buckets[CAT_BUCKETS];
+    size_t n;
+};
+
+static pthread_rwlock_t g_cat_lock = PTHREAD_RWLOCK_INITIALIZER;
+static px_cache_catalog_t *g_cat;
+
+px_cache_catalog_t *px_cache_catalog_new(void)
+{
+    return calloc(1, sizeof(px_cache_catalog_t));
+}
+
+static uint32_t name_bucket(const char *name)
+{
+    return (uint32_t)XXH3_64bits(name, strlen(name)) & (CAT_BUCKETS - 1);
+}
+
+static cat_rel_t *cat_find(const px_cache_catalog_t *c, const char *name)
+{
+    for (cat_rel_t *r = c->buckets[name_bucket(name)]; r; r = r->next)
+        if (strcmp(r->name, name) == 0)
+            return r;
+    return NULL;
+}
+
+bool px_cache_catalog_add(px_cache_catalog_t *c, const char *name, unsigned flags,
+                          const char *pk_col, const char *base)
+{
+    if (!name || strlen(name) >= sizeof(((cat_rel_t *)0)->name))
+        return true; /* longer than PostgreSQL's NAMEDATALEN: never looked up */
+    cat_rel_t *r = cat_find(c, name);
+    bool fresh = r == NULL;
+    if (fresh) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return false;
+        strcpy(r->name, name);
+        uint32_t b = name_bucket(name);
+        r->next = c->buckets[b];
+        c->buckets[b] = r;
+        c->n++;
+        r->rel.flags = flags;
+        if (pk_col && (flags & PX_CACHE_REL_INT_PK) && strlen(pk_col) < sizeof(r->rel.pk_col))
+            strcpy(r->rel.pk_col, pk_col);
+        else
+            r->rel.flags &= ~PX_CACHE_REL_INT_PK;
+    } else {
+        unsigned keep = PX_CACHE_REL_CACHEABLE | PX_CACHE_REL_INT_PK;
+        r->rel.flags = (r->rel.flags & (flags | ~keep)) | (flags & ~keep);
+        if ((r->rel.flags & PX_CACHE_REL_INT_PK) && (!pk_col || strcmp(pk_col, r->rel.pk_col) != 0))
+            r->rel.flags &= ~PX_CACHE_REL_INT_PK;
+    }
+    if (base && *base) {
+        for (int i = 0; i < r->rel.n_bases; i++)
+            if (strcmp(r->rel.bases[i], base) == 0)
+                return true;
+        if (r->rel.n_bases >= PX_CACHE_MAX_BASES || strlen(base) >= sizeof(r->rel.bases[0])) {
+            r->rel.flags &= ~PX_CACHE_REL_CACHEABLE;
+            r->rel.flags |= PX_CACHE_REL_SIDE; /* writes cannot name every base */
+            return true;
+        }
+        strcpy(r->rel.bases[r->rel.n_bases++], base);
+    }
+    return true;
+}
+
+size_t px_cache_catalog_size(const px_cache_catalog_t *c)
+{
+    return c ? c->n : 0;
+}
+
+void px_cache_catalog_free(px_cache_catalog_t *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < CAT_BUCKETS; i++) {
+        cat_rel_t *r = c->buckets[i];
+        while (r) {
+            cat_rel_t *n = r->next;
+            free(r);
+            r = n;
+        }
+    }
+    free(c);
+}
+
+void px_cache_catalog_publish(px_cache_catalog_t *c)
+{
+    pthread_rwlock_wrlock(&g_cat_lock);
+    px_cache_catalog_t *old = g_cat;
+    g_cat = c;
+    pthread_rwlock_unlock(&g_cat_lock);
+    px_cache_catalog_free(old);
+}
+
+bool px_cache_catalog_ready(void)
+{
+    pthread_rwlock_rdlock(&g_cat_lock);
+    bool ok = g_cat != NULL;
+    pthread_rwlock_unlock(&g_cat_lock);
+    return ok;
+}
+
+bool px_cache_catalog_lookup(const char *name, px_cache_rel_t *out)
+{
+    const char *dot = strrchr(name, '.');
+    if (dot)
+        name = dot + 1;
+    pthread_rwlock_rdlock(&g_cat_lock);
+    const cat_rel_t *r = g_cat ? cat_find(g_cat, name) : NULL;
+    if (r)
+        *out = r->rel;
+    pthread_rwlock_unlock(&g_cat_lock);
+    return r != NULL;
+}
