@@ -16,10 +16,8 @@
 
 static void configure(uint64_t max_bytes, uint64_t max_entry, uint32_t ttl)
 {
-    px_cache_config_t c = {.enabled = true,
-                           .max_bytes = max_bytes,
-                           .max_entry = max_entry,
-                           .default_ttl = ttl};
+    px_cache_config_t c = {
+        .enabled = true, .max_bytes = max_bytes, .max_entry = max_entry, .default_ttl = ttl};
     px_cache_configure(&c);
 }
 
@@ -62,7 +60,7 @@ static void snapshot(const px_tag_t *tags, int n, uint64_t *versions)
 
 static void test_tags_of_different_kinds_and_names_differ(void)
 {
-    px_tag_t t[] = {px_cache_tag_epoch(),          px_cache_tag_all("orders"),
+    px_tag_t t[] = {px_cache_tag_epoch(),           px_cache_tag_all("orders"),
                     px_cache_tag_scan("orders"),    px_cache_tag_all("order"),
                     px_cache_tag_row("orders", 1),  px_cache_tag_row("orders", 2),
                     px_cache_tag_row("orders", -1), px_cache_tag_row("items", 1)};
@@ -126,7 +124,7 @@ static void test_a_fill_that_raced_with_a_write_is_not_stored(void)
 {
     px_tag_t tags[] = {px_cache_tag_epoch(), px_cache_tag_scan("race")};
     uint64_t ver[2];
-    snapshot(tags, 2, ver); /* taken before the query was sent */
+    snapshot(tags, 2, ver);        /* taken before the query was sent */
     px_cache_tag_bump(tags[1], 1); /* a write committed while it ran */
     CU_ASSERT_EQUAL(put("race-key", "old rows", tags, 2, ver, 0), PX_CACHE_PUT_RACED);
     CU_ASSERT_PTR_NULL(get("race-key"));
@@ -312,7 +310,10 @@ typedef struct {
     CU_TestFunc fn;
 } test_entry_t;
 
-#define T(f) {#f, f}
+#define T(f)                                                                                       \
+    {                                                                                              \
+#f, f                                                                                      \
+    }
 
 static const test_entry_t tests[] = {
     T(test_tags_of_different_kinds_and_names_differ),
