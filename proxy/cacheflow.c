@@ -371,6 +371,8 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
         r.session != PX_SESSION_DECLARE_CURSOR && r.session != PX_SESSION_FETCH &&
         r.session != PX_SESSION_CLOSE_CURSOR)
         c->cache_off = true; /* session settings the cache's key does not hold */
+    if (r.flags & PX_CLS_F_PIN)
+        c->cache_off = true; /* temporary tables may shadow cached names, and the like */
     if (!writes)
         return;
     uint64_t gen = px_health_generation();

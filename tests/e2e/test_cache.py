@@ -636,3 +636,17 @@ def test_a_warm_file_is_run_at_start(proxy, tables, tmp_path):
     ep = cached(proxy, POSTGRES_PASSWORD=PASSWORDS["fnx"], CACHE_WARM_FILE=str(f))
     w = wait_until(lambda: warm_done(ep, 1), 10, what="the warm file to run")
     assert w["queries_ok"] + w["queries_failed"] == 1
+
+
+def test_a_temporary_table_shadowing_a_cached_one_is_read_not_the_cache(proxy, tables):
+    ep = cached(proxy, POOL_MODE="session")
+    t = tables("shadow", "id int primary key, v text", "VALUES (1, 'public')")
+    sql = "SELECT v FROM %s WHERE id = 1" % t
+    with ep.connect(autocommit=True) as c:
+        until_cached(ep, c, sql)
+        c.execute("CREATE TEMP TABLE %s (id int, v text)" % t)
+        c.execute("INSERT INTO %s VALUES (1, 'temporary')" % t)
+        for _ in range(3):
+            assert c.execute(sql).fetchone() == ("temporary",)
+    with ep.connect(autocommit=True) as other:
+        assert other.execute(sql).fetchone() == ("public",)
