@@ -8,7 +8,8 @@
  * NUL-terminated, and says whether it is read-only (may run on a replica),
  * a write, transaction control, session state, or unknown. It also reports
  * whether the result is cacheable, the relations the text names (for cache
- * tags) and the hints given in comments.
+ * tags), the primary-key-style equality predicates of simple statements (for
+ * fine-grained invalidation) and the hints given in comments.
  *
  * The verdict comes from the real PostgreSQL grammar (libpg_query). Parsing
  * costs tens of microseconds, so verdicts are cached per thread, keyed by the
@@ -16,7 +17,10 @@
  * only of SELECT/WITH/VALUES/TABLE/INSERT/UPDATE/DELETE/MERGE — literal values
  * replaced by their kind: "... WHERE aid = 1" and "... WHERE aid = 2" share
  * one entry, because no literal value in those statements can change the
- * verdict. A cached verdict costs one lexical pass and one hash lookup.
+ * verdict. A cached verdict costs one lexical pass and one hash lookup. The
+ * only literal-dependent part of a result, the values of its key predicates
+ * (px_classify_key_t), is read from the text at hand on every call: the cached
+ * verdict remembers which literal each key comes from, not its value.
  *
  * Function volatility comes from the database's catalog (pg_proc.provolatile)
  * when one has been published with px_classify_set_volatility(); fixed lists
@@ -104,7 +108,32 @@ typedef enum px_session_kind {
 #define PX_CLS_F_HINT_REPLICA   (1u << 17) /**< comment hint fastnext:replica */
 #define PX_CLS_F_HINT_CACHE     (1u << 18) /**< comment hint fastnext:cache [ttl=N] */
 #define PX_CLS_F_HINT_NOCACHE   (1u << 19) /**< comment hint fastnext:nocache */
-#define PX_CLS_F_CACHED         (1u << 24) /**< the verdict came from this thread's cache */
+/**
+ * Every statement of the text is a read or a plain INSERT / UPDATE / DELETE /
+ * MERGE (CTEs, writable ones included), and there is at least one. Reads are
+ * READ statements other than COPY (SELECT, VALUES, TABLE, SHOW, EXPLAIN of a
+ * read) and locking SELECTs (FOR UPDATE / SHARE change no data). Clear for
+ * DDL, TRUNCATE, COPY, CALL, DO, LOCK, VACUUM, NOTIFY, EXPLAIN of a write,
+ * SELECT INTO, transaction control, session state, unparseable or too complex
+ * texts, and for any call of a known side-effecting function (nextval,
+ * setval, set_config, advisory locks, ...), of a volatile function that makes
+ * the statement a WRITE, or of a function of unknown volatility. The cache
+ * invalidates everything on a write that is not DML: only for DML do the
+ * written relations (rel_flags PX_REL_WRITE) and keys say what changed.
+ */
+#define PX_CLS_F_DML (1u << 20)
+/**
+ * Calls at least one function that is not a PostgreSQL built-in: schema-
+ * qualified outside pg_catalog, or unqualified / pg_catalog-qualified but
+ * neither in the built-in lists (see px_classify_vol_t) nor — when a catalog is
+ * published — a function that lives only in pg_catalog (for an unqualified
+ * name: every function of that name is in pg_catalog, so the call cannot
+ * resolve to a user's overload). A STABLE user function may read tables the
+ * cache cannot see, so PX_CLS_F_CACHEABLE stays clear (the fastnext:cache hint
+ * still forces it).
+ */
+#define PX_CLS_F_USER_FUNC (1u << 21)
+#define PX_CLS_F_CACHED    (1u << 24) /**< the verdict came from this thread's cache */
 /** @} */
 
 /** Relation flags (px_classify_result_t.rel_flags[i]). */
@@ -115,6 +144,23 @@ typedef enum px_session_kind {
 #define PX_CLASSIFY_MAX_RELS 32
 /** Bytes for the relation names (NUL-terminated, packed). */
 #define PX_CLASSIFY_RELS_BYTES 512
+/** Most key predicates reported per text; more make key_rows 0 (no key information). */
+#define PX_CLASSIFY_MAX_KEYS 16
+/** Bytes for the key column names (NUL-terminated, packed, each name once). */
+#define PX_CLASSIFY_COLS_BYTES 256
+
+/**
+ * One key predicate: "column = value" on relation `rel`, for tagging a cached
+ * result (or a write) by key value. See px_classify_result_t.key_rows.
+ */
+typedef struct px_classify_key {
+    uint8_t rel;      /* index of the relation in rels[] / rel_off[] */
+    uint8_t is_param; /* 1: the value is bound parameter $param; 0: the literal `value` */
+    uint16_t param;   /* 1-based parameter number when is_param */
+    uint16_t row;     /* INSERT: 0-based VALUES row; otherwise 0 */
+    uint16_t col_off; /* offset in cols[] of the column name, as the parser folded it */
+    int64_t value;    /* the integer literal when !is_param */
+} px_classify_key_t;
 
 /**
  * The verdict on one text. Plain data: copy it, keep it, no cleanup.
@@ -122,6 +168,33 @@ typedef enum px_session_kind {
  * ("orders", "sales.orders", "db.sales.orders"; quoted identifiers keep their
  * case, unquoted ones are folded by the parser), read and/or written as
  * rel_flags[i] says. CTE names are not relations and are not listed.
+ *
+ * Key predicates (keys[0 .. n_keys)), for texts of exactly one statement:
+ *  - SELECT that reads one relation and nothing else (one FROM item, a plain
+ *    relation; no join, subquery or sublink anywhere, CTE, set operation,
+ *    function in FROM or INTO; DISTINCT, ORDER BY, LIMIT, GROUP BY and
+ *    aggregates are fine): key_rows = 1, one key per top-level AND conjunct
+ *    of WHERE of the form `col = V` or `V = col`.
+ *  - UPDATE or DELETE of one relation without FROM / USING and without WITH
+ *    (RETURNING and subqueries in WHERE are fine): key_rows = 1, keys as for
+ *    SELECT, except that UPDATE reports no key on a column it assigns in SET.
+ *  - INSERT INTO rel (col, ...) VALUES (...), ... with a column list and no
+ *    WITH, ON CONFLICT ... DO NOTHING allowed (DO UPDATE is not): key_rows =
+ *    the number of VALUES rows, and a key (with its row) for every listed
+ *    column whose expression in that row is a value.
+ *  - Anything else: key_rows = 0 and n_keys = 0 (no key information); also
+ *    when the keys or their column names do not fit.
+ * col is a column reference `col` or `q.col` where q is the relation's name or
+ * alias; V is an integer constant (negative ones included; int64 range), a
+ * string constant whose whole text is a decimal integer `-?[0-9]+` in int64
+ * range (no escapes, not U&'...'), either of those cast to smallint / integer
+ * / bigint / int2 / int4 / int8, or a parameter $n, optionally cast so.
+ * Nothing else: not 5.0, '5 ', expressions or other casts. A literal that is
+ * out of range or not a strict integer in this text yields no key (n_keys
+ * shrinks; key_rows stays), and so does a literal preceded by more than 255
+ * others in the text (their positions are not kept). Keys are a conjunction:
+ * a SELECT result depends only on rows matching each of its keys, an UPDATE
+ * or DELETE writes only such rows; fewer keys is always the safe direction.
  */
 typedef struct px_classify_result {
     px_class_t cls;            /* the routing class of the whole text */
@@ -132,9 +205,14 @@ typedef struct px_classify_result {
     uint16_t n_stmts;          /* statements in the text (0: empty or comments only) */
     uint16_t n_rels;           /* relations listed (at most PX_CLASSIFY_MAX_RELS) */
     uint16_t rels_len;         /* bytes used in rels[] */
-    uint8_t rel_flags[PX_CLASSIFY_MAX_RELS]; /* PX_REL_* */
-    uint16_t rel_off[PX_CLASSIFY_MAX_RELS];  /* offsets of the names in rels[] */
-    char rels[PX_CLASSIFY_RELS_BYTES];       /* must stay the last member */
+    uint16_t key_rows;         /* 0: no key information; else rows (see above) */
+    uint16_t n_keys;           /* keys[] entries in use */
+    uint16_t cols_len;         /* bytes used in cols[] */
+    uint8_t rel_flags[PX_CLASSIFY_MAX_RELS];      /* PX_REL_* */
+    uint16_t rel_off[PX_CLASSIFY_MAX_RELS];       /* offsets of the names in rels[] */
+    px_classify_key_t keys[PX_CLASSIFY_MAX_KEYS]; /* key predicates */
+    char cols[PX_CLASSIFY_COLS_BYTES];            /* their column names */
+    char rels[PX_CLASSIFY_RELS_BYTES];            /* must stay the last member */
 } px_classify_result_t;
 
 /**
@@ -184,6 +262,12 @@ static inline const char *px_classify_rel(const px_classify_result_t *r, unsigne
     return r->rels + r->rel_off[i];
 }
 
+/** Column name of key @p i of @p r (i < r->n_keys). */
+static inline const char *px_classify_key_col(const px_classify_result_t *r, unsigned i)
+{
+    return r->cols + r->keys[i].col_off;
+}
+
 const char *px_class_to_str(px_class_t c);
 const char *px_txn_kind_to_str(px_txn_kind_t k);
 const char *px_session_kind_to_str(px_session_kind_t k);
@@ -217,6 +301,10 @@ const char *px_session_kind_to_str(px_session_kind_t k);
  * Schema-qualified calls are looked up as "schema.name"; the built-in lists
  * apply to unqualified and pg_catalog-qualified names only. Operators and
  * functions called inside views are not seen.
+ *
+ * Independently of volatility, a call of a function that is not a built-in
+ * sets PX_CLS_F_USER_FUNC: the table remembers, per unqualified name, whether
+ * every function of that name was added with schema "pg_catalog".
  */
 typedef struct px_classify_vol px_classify_vol_t;
 
@@ -224,8 +312,9 @@ typedef struct px_classify_vol px_classify_vol_t;
 px_classify_vol_t *px_classify_vol_new(void);
 /**
  * Record that @p schema.@p name has volatility @p provolatile ('i', 's', 'v';
- * anything else counts as 'v'). @p schema may be NULL. False when out of
- * memory (the table stays usable).
+ * anything else counts as 'v'). @p schema may be NULL (then the function
+ * counts as living outside pg_catalog). False when out of memory (the table
+ * stays usable).
  */
 bool px_classify_vol_add(px_classify_vol_t *v, const char *schema, const char *name,
                          char provolatile) __attribute__((warn_unused_result));

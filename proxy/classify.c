@@ -14,6 +14,10 @@
  *  3. On a miss: pg_query_parse() (JSON output — measured 4-5x faster than
  *     its protobuf output plus protobuf-c unpacking), jtok_parse() into a flat
  *     token array, and walk() over the tree, then the verdict is cached.
+ *  4. keys_fill(): the values of the key predicates, read from this text's
+ *     literals (the lexer records where each one is) as the verdict's key
+ *     templates say: a verdict shared by "id = 1" and "id = 2" holds "the
+ *     first literal", never a value.
  *
  * Invariants:
  *  - Only the bytes [sql, sql + len) are read; the parser gets a private
@@ -34,6 +38,11 @@
  *  - Verdicts depend on the volatility table: each cache entry records the
  *    catalog generation it was computed under and is recomputed when a new
  *    table is published.
+ *  - A key template depends only on the shape of the text (the cache key),
+ *    never on a literal's value, and keys_fill() runs on cached and fresh
+ *    verdicts alike, so both give the same keys for the same text.
+ *    (libpg_query's JSON drops the value of negative integer constants — it
+ *    prints "ival":{} — so values always come from the text, not the tree.)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -65,6 +74,8 @@
 #define CLS_MAX_TOKENS        (8u << 20) /* JSON tokens per parse */
 #define CLS_MAX_SCOPE         256u       /* CTE names visible at once */
 #define CLS_NAME_MAX          256u       /* unescaped identifier buffer */
+#define CLS_MAX_LITS          256u       /* literal positions the lexer records per text */
+#define CLS_KEY_MAX_DEPTH     64u        /* nested AND levels searched for key predicates */
 
 static pthread_mutex_t g_cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 static px_classify_config_t g_cfg = {CLS_DEFAULT_ENTRIES, CLS_DEFAULT_BYTES, CLS_DEFAULT_MAX_TEXT,
@@ -569,6 +580,13 @@ typedef struct lvl_save {
     uint8_t kind;
 } lvl_save_t;
 
+/* Where a literal is: the token [start, ...) and its content [cs, ce) (the
+ * digits of a number, the text between the quotes of a string). */
+typedef struct lit {
+    uint32_t start, cs, ce;
+    uint8_t ph; /* PH_* */
+} lit_t;
+
 typedef struct lex {
     const unsigned char *s;
     size_t n;
@@ -590,6 +608,8 @@ typedef struct lex {
     uint32_t limit;   /* max_depth */
     uint8_t top_kind; /* LVL_* of the current level */
     lvl_save_t *stack;
+    lit_t *lits;    /* the first CLS_MAX_LITS literals, in text order */
+    uint32_t nlits; /* literals seen (may exceed CLS_MAX_LITS) */
 } lex_t;
 
 static inline bool lex_deep(const lex_t *L)
@@ -752,6 +772,9 @@ static void lex_literal(lex_t *L, size_t start, size_t end, size_t cs, size_t ce
 {
     if (ce >= cs && ce - cs <= 16 && ph == PH_STRING && lex_time_literal(L->s + cs, ce - cs))
         ph = PH_TIME;
+    if (L->nlits < CLS_MAX_LITS)
+        L->lits[L->nlits] = (lit_t){(uint32_t)start, (uint32_t)cs, (uint32_t)ce, (uint8_t)ph};
+    L->nlits++;
     if (L->normalize)
         lex_emit_c(L, (unsigned char)ph);
     else
@@ -996,7 +1019,7 @@ static int lex_run(lex_t *L)
                         j++;
                 }
             }
-            lex_literal(L, i, j, i, i, fl ? PH_FLOAT : PH_INT);
+            lex_literal(L, i, j, i, j, fl ? PH_FLOAT : PH_INT);
             i = j;
             continue;
         }
@@ -1143,13 +1166,15 @@ typedef struct lexinfo {
     bool deep;      /* over max_depth: do not parse */
     uint32_t hints; /* PX_CLS_F_HINT_* */
     int32_t ttl;
+    uint32_t nlits; /* literals recorded in the lits array (<= CLS_MAX_LITS) */
 } lexinfo_t;
 
 /* Build the key of @p s into @p out (capacity >= n + 1). Its first byte says
  * how it was built ('N' normalized, 'V' literals verbatim, 'X' the raw text),
- * so keys built differently never compare equal. */
+ * so keys built differently never compare equal. The positions of the first
+ * CLS_MAX_LITS literals go to @p lits. */
 static void lex_key(const char *s, size_t n, char *out, lvl_save_t *stack, uint32_t limit,
-                    lexinfo_t *li)
+                    lit_t *lits, lexinfo_t *li)
 {
     lex_t L;
     li->deep = false;
@@ -1164,6 +1189,7 @@ static void lex_key(const char *s, size_t n, char *out, lvl_save_t *stack, uint3
         L.stmt_start = true;
         L.ttl = -1;
         L.stack = stack;
+        L.lits = lits;
         L.max_lvl = limit;
         L.limit = limit;
         int rc = lex_run(&L);
@@ -1174,6 +1200,7 @@ static void lex_key(const char *s, size_t n, char *out, lvl_save_t *stack, uint3
     }
     li->hints = L.hints;
     li->ttl = L.ttl;
+    li->nlits = L.nlits < CLS_MAX_LITS ? L.nlits : CLS_MAX_LITS;
     li->exact = L.bad || li->deep;
     if (li->exact) {
         out[0] = 'X';
@@ -1304,8 +1331,9 @@ static bool jtok_parse(jbuf_t *b, const char *js, size_t n)
 
 typedef struct vslot {
     uint64_t h;
-    char *name; /* owned; NULL = empty slot */
-    char vol;
+    char *name;      /* owned; NULL = empty slot */
+    char vol;        /* the most volatile of the functions of this name */
+    bool outside_pg; /* one of them lives outside pg_catalog (or in no known schema) */
 } vslot_t;
 
 struct px_classify_vol {
@@ -1356,19 +1384,19 @@ static inline int vol_rank(char c)
     return c == 'i' ? 0 : c == 's' ? 1 : 2;
 }
 
-static char vol_find(const px_classify_vol_t *v, const char *name, size_t len)
+static const vslot_t *vol_find(const px_classify_vol_t *v, const char *name, size_t len)
 {
     uint64_t h = cls_hash(name, len);
     for (uint32_t i = (uint32_t)h & v->mask;; i = (i + 1) & v->mask) {
         const vslot_t *sl = &v->slots[i];
         if (sl->name == NULL)
-            return 0;
+            return NULL;
         if (sl->h == h && strncmp(sl->name, name, len) == 0 && sl->name[len] == '\0')
-            return sl->vol;
+            return sl;
     }
 }
 
-static bool vol_put(px_classify_vol_t *v, const char *name, size_t len, char vol)
+static bool vol_put(px_classify_vol_t *v, const char *name, size_t len, char vol, bool outside)
 {
     if ((v->n + 1) * 2 > v->mask + 1) {
         uint32_t ncap = (v->mask + 1) * 2;
@@ -1396,6 +1424,7 @@ static bool vol_put(px_classify_vol_t *v, const char *name, size_t len, char vol
         if (sl->h == h && strncmp(sl->name, name, len) == 0 && sl->name[len] == '\0') {
             if (vol_rank(vol) > vol_rank(sl->vol))
                 sl->vol = vol;
+            sl->outside_pg |= outside;
             return true;
         }
     }
@@ -1404,7 +1433,7 @@ static bool vol_put(px_classify_vol_t *v, const char *name, size_t len, char vol
         return false;
     memcpy(copy, name, len);
     copy[len] = '\0';
-    v->slots[i] = (vslot_t){h, copy, vol};
+    v->slots[i] = (vslot_t){h, copy, vol, outside};
     v->n++;
     return true;
 }
@@ -1415,8 +1444,9 @@ bool px_classify_vol_add(px_classify_vol_t *v, const char *schema, const char *n
     if (v == NULL || name == NULL)
         return false;
     char vol = (provolatile == 'i' || provolatile == 's') ? provolatile : 'v';
+    bool outside = schema == NULL || strcmp(schema, "pg_catalog") != 0;
     size_t nl = strlen(name);
-    if (!vol_put(v, name, nl, vol))
+    if (!vol_put(v, name, nl, vol, outside))
         return false;
     if (schema != NULL && schema[0] != '\0') {
         size_t sl = strlen(schema);
@@ -1426,7 +1456,7 @@ bool px_classify_vol_add(px_classify_vol_t *v, const char *schema, const char *n
         memcpy(buf, schema, sl);
         buf[sl] = '.';
         memcpy(buf + sl + 1, name, nl);
-        if (!vol_put(v, buf, sl + 1 + nl, vol))
+        if (!vol_put(v, buf, sl + 1 + nl, vol, outside))
             return false;
     }
     return true;
@@ -1458,12 +1488,26 @@ bool px_classify_have_volatility(void)
 
 /* ---- tree walk --------------------------------------------------------------------- */
 
+/* A key predicate's value, as the cached verdict remembers it: which literal
+ * of the text (or nothing, for a parameter) and how to read it. */
+enum { KT_PARAM = 0, KT_INT, KT_STR };
+
+typedef struct keytpl {
+    uint16_t lit; /* ordinal of the literal among the lexer's (< CLS_MAX_LITS) */
+    uint8_t kind; /* KT_*: KT_INT digits (PH_INT), KT_STR '-?[0-9]+' content (PH_STRING) */
+    uint8_t neg;  /* KT_INT: negated an odd number of times ("-5", "-(-(-5))") */
+} keytpl_t;
+
 typedef struct walk {
     const char *js;               /* libpg_query's JSON */
     const jtok_t *t;              /* its tokens */
     uint32_t nt;                  /* token count */
     const px_classify_vol_t *vol; /* catalog volatility, or NULL */
     px_classify_result_t *res;    /* relations go here */
+    const char *sql;              /* the text parsed (locations index it) */
+    const lit_t *lits;            /* its literals, from the lexer */
+    uint32_t nlits;               /* entries in lits */
+    keytpl_t *tpl;                /* key templates, parallel to res->keys */
     /* findings of the current top-level statement */
     bool dml;         /* INSERT/UPDATE/DELETE/MERGE anywhere, writable CTEs included */
     bool into;        /* SELECT ... INTO */
@@ -1474,6 +1518,8 @@ typedef struct walk {
     bool nocache;     /* time/session-dependent function, CURRENT_*, 'now', system catalogs */
     bool pin;         /* leaves session state behind */
     bool temp_ref;    /* names a pg_temp relation: exists in one session only */
+    bool user_func;   /* calls a function that is not a PostgreSQL built-in */
+    bool nested;      /* a subquery, sublink, join, CTE or function in FROM somewhere */
     bool deep;        /* walk or scope limit hit */
     uint8_t relmode;  /* PX_REL_READ, or PX_REL_WRITE inside DDL and COPY FROM */
     uint32_t nscope;  /* CTE names visible here */
@@ -1613,6 +1659,30 @@ static bool in_scope(const walk_t *w, uint32_t rel)
     return false;
 }
 
+#define CLS_RELNAME_MAX (3 * CLS_NAME_MAX + 3)
+
+/* The name of RangeVar object @p obj as rels[] lists it ("cat.sch.rel") into
+ * @p name (CLS_RELNAME_MAX bytes); its length, or -1. */
+static int rangevar_name(const walk_t *w, uint32_t obj, char *name)
+{
+    uint32_t parts[3] = {JGET(w, obj, "catalogname"), JGET(w, obj, "schemaname"),
+                         JGET(w, obj, "relname")};
+    size_t o = 0;
+    if (parts[2] == 0)
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        if (parts[i] == 0)
+            continue;
+        if (o > 0)
+            name[o++] = '.';
+        int l = jstr(w, parts[i], name + o, CLS_NAME_MAX);
+        if (l < 0)
+            return -1;
+        o += (size_t)l;
+    }
+    return (int)o;
+}
+
 /* A RangeVar object (wrapped or a typed field). */
 static void on_rangevar(walk_t *w, uint32_t obj, uint8_t mode)
 {
@@ -1624,21 +1694,13 @@ static void on_rangevar(walk_t *w, uint32_t obj, uint8_t mode)
         return;
     if (sch == 0 && cat == 0 && in_scope(w, rel))
         return; /* a CTE, not a relation */
-    char name[3 * CLS_NAME_MAX + 3];
-    size_t o = 0;
-    uint32_t parts[3] = {cat, sch, rel};
-    for (int i = 0; i < 3; i++) {
-        if (parts[i] == 0)
-            continue;
-        if (o > 0)
-            name[o++] = '.';
-        int l = jstr(w, parts[i], name + o, CLS_NAME_MAX);
-        if (l < 0) {
-            w->res->flags |= PX_CLS_F_RELS_TRUNCATED;
-            return;
-        }
-        o += (size_t)l;
+    char name[CLS_RELNAME_MAX];
+    int nl = rangevar_name(w, obj, name);
+    if (nl < 0) {
+        w->res->flags |= PX_CLS_F_RELS_TRUNCATED;
+        return;
     }
+    size_t o = (size_t)nl;
     if (sch != 0 ? (JIS(w, sch, "pg_catalog") || JIS(w, sch, "information_schema"))
                  : (w->t[rel].len >= 3 && memcmp(w->js + w->t[rel].start, "pg_", 3) == 0))
         w->nocache = true; /* system catalogs and views: no tag ever invalidates them */
@@ -1647,36 +1709,42 @@ static void on_rangevar(walk_t *w, uint32_t obj, uint8_t mode)
     rel_add(w->res, name, o, mode);
 }
 
-static char judge_vol(const walk_t *w, const char *schema, const char *name)
+static const vslot_t *judge_vol(const walk_t *w, const char *schema, const char *name)
 {
     if (w->vol == NULL)
-        return 0;
+        return NULL;
     if (schema == NULL)
         return vol_find(w->vol, name, strlen(name));
     char buf[2 * CLS_NAME_MAX + 2];
     size_t sl = strlen(schema), nl = strlen(name);
     if (sl + nl + 1 >= sizeof buf)
-        return 0;
+        return NULL;
     memcpy(buf, schema, sl);
     buf[sl] = '.';
     memcpy(buf + sl + 1, name, nl);
     return vol_find(w->vol, buf, sl + 1 + nl);
 }
 
-/* The rules of px_classify_vol_t's comment, in that order. */
+/* The rules of px_classify_vol_t's comment, in that order; and whether the
+ * function is a built-in (PX_CLS_F_USER_FUNC's rule). */
 static void judge_function(walk_t *w, const char *schema, const char *name)
 {
     bool builtin_ns = schema == NULL || strcmp(schema, "pg_catalog") == 0;
     fn_cat_t cat = builtin_ns ? fn_builtin(name) : FN_NONE;
+    const vslot_t *sl = judge_vol(w, schema, name);
+    if (!builtin_ns)
+        w->user_func = true;
+    else if (cat == FN_NONE && (sl == NULL || (schema == NULL && sl->outside_pg)))
+        w->user_func = true; /* pg_catalog.f: found as "pg_catalog.f" means it lives there */
     if (cat == FN_WRITE || cat == FN_PIN) {
         w->side_effect = true;
         if (cat == FN_PIN)
             w->pin = true;
         return;
     }
-    char vol = judge_vol(w, schema, name);
-    if (vol == 0 && schema != NULL && builtin_ns)
-        vol = judge_vol(w, NULL, name);
+    if (sl == NULL && schema != NULL && builtin_ns)
+        sl = judge_vol(w, NULL, name);
+    char vol = sl != NULL ? sl->vol : 0;
     if (vol == 'v') {
         if (cat == FN_NOCACHE)
             w->nocache = true;
@@ -1705,7 +1773,7 @@ static void on_funccall(walk_t *w, uint32_t fc)
 {
     uint32_t names = JGET(w, fc, "funcname");
     if (names == 0 || w->t[names].type != J_ARR || w->t[names].count == 0) {
-        w->unverified = true;
+        w->unverified = w->user_func = true;
         return;
     }
     uint32_t prev = 0, last = 0, k = names + 1;
@@ -1716,12 +1784,12 @@ static void on_funccall(walk_t *w, uint32_t fc)
     }
     char name[CLS_NAME_MAX], schema[CLS_NAME_MAX];
     if (name_part(w, last, name, sizeof name) < 0) {
-        w->unverified = true;
+        w->unverified = w->user_func = true;
         return;
     }
     bool has_schema = prev != 0;
     if (has_schema && name_part(w, prev, schema, sizeof schema) < 0) {
-        w->unverified = true;
+        w->unverified = w->user_func = true;
         return;
     }
     judge_function(w, has_schema ? schema : NULL, name);
@@ -1793,8 +1861,11 @@ static void dispatch(walk_t *w, uint32_t k, uint32_t v, unsigned depth, unsigned
     }
     const char *key = w->js + kt->start;
     size_t kl = kt->len;
-    if (KEQ("FuncCall")) {
-        on_funccall(w, v);
+    if (KEQ("SubLink") || KEQ("RangeSubselect") || KEQ("RangeFunction") || KEQ("JoinExpr") ||
+        KEQ("CommonTableExpr") || KEQ("RangeTableFunc") || KEQ("RangeTableSample"))
+        w->nested = true; /* no key predicates for a SELECT (see keys_extract) */
+    if (KEQ("FuncCall") || (KEQ("funccall") && vt->type == J_OBJ)) {
+        on_funccall(w, v); /* funccall: CALL's procedure, a FuncCall without the wrapper */
     } else if (KEQ("SQLValueFunction")) {
         w->nocache = true; /* CURRENT_TIMESTAMP, CURRENT_USER, ... */
         return;
@@ -1882,6 +1953,7 @@ typedef struct stmtinfo {
     px_session_kind_t session;
     int read_only;    /* -1 unspecified, 0 READ WRITE, 1 READ ONLY */
     bool select;      /* a SelectStmt */
+    bool dml_stmt;    /* an InsertStmt, UpdateStmt, DeleteStmt or MergeStmt */
     bool copy;        /* a CopyStmt */
     bool inner_write; /* PREPARE / DECLARE of a statement that is not read-only */
 } stmtinfo_t;
@@ -2039,7 +2111,7 @@ static px_class_t node_class(walk_t *w, uint32_t node, unsigned depth, stmtinfo_
         return read_verdict(w);
     }
     if (KEQ("InsertStmt") || KEQ("UpdateStmt") || KEQ("DeleteStmt") || KEQ("MergeStmt")) {
-        w->dml = true;
+        w->dml = si->dml_stmt = true;
         if (w->t[body].type == J_OBJ)
             walk_obj(w, body, depth, OBJ_DML);
         return PX_CLASS_WRITE;
@@ -2146,6 +2218,445 @@ static px_class_t node_class(walk_t *w, uint32_t node, unsigned depth, stmtinfo_
     return PX_CLASS_WRITE;
 }
 
+/* ---- key predicates -------------------------------------------------------------------- */
+
+/* The decimal digits [p, p + n) as an int64, negated when @p neg; false when
+ * empty, not all digits, or out of range. */
+static bool digits_i64(const char *p, size_t n, bool neg, int64_t *out)
+{
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned d = (unsigned)((unsigned char)p[i] - '0');
+        if (d > 9 || v > (limit - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (!neg)
+        *out = (int64_t)v;
+    else
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    return true;
+}
+
+/* The value key template @p t stands for in text @p sql, whose literals are
+ * @p lits. False when that literal is not a strict integer in int64 range. */
+static bool lit_value(const char *sql, const lit_t *lits, uint32_t nlits, const keytpl_t *t,
+                      int64_t *out)
+{
+    if (t->lit >= nlits)
+        return false;
+    const lit_t *l = &lits[t->lit];
+    const char *p = sql + l->cs;
+    size_t n = l->ce - l->cs;
+    if (t->kind == KT_INT)
+        return l->ph == PH_INT && digits_i64(p, n, t->neg != 0, out);
+    /* U&'...' UESCAPE '-' can make "-0035" mean "5": only strings whose
+     * content is what they say. */
+    if (t->kind != KT_STR || l->ph != PH_STRING || (sql[l->start] | 0x20) == 'u')
+        return false;
+    bool neg = n > 0 && p[0] == '-';
+    return digits_i64(p + neg, n - neg, neg, out);
+}
+
+/* The number in JSON primitive @p k. */
+static bool jint(const walk_t *w, uint32_t k, int64_t *out)
+{
+    if (k == 0 || w->t[k].type != J_PRIM)
+        return false;
+    const char *p = w->js + w->t[k].start;
+    size_t n = w->t[k].len;
+    bool neg = n > 0 && p[0] == '-';
+    return digits_i64(p + neg, n - neg, neg, out);
+}
+
+/* Index of the first literal at or after byte @p loc (nlits if none). */
+static uint32_t lit_at(const walk_t *w, uint32_t loc)
+{
+    uint32_t lo = 0, hi = w->nlits;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (w->lits[mid].start < loc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The parser reports a negated constant ("-5", "- (-5)") at its first '-'
+ * sign; between there and the digits only signs, parentheses, whitespace and
+ * comments can stand. 1 for an odd number of signs, 0 for even, -1 if the
+ * text is anything else. */
+static int neg_parity(const char *s, size_t i, size_t to)
+{
+    unsigned minus = 0;
+    while (i < to) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '-' && i + 1 < to && s[i + 1] == '-') {
+            while (i < to && s[i] != '\n' && s[i] != '\r')
+                i++;
+        } else if (c == '/' && i + 1 < to && s[i + 1] == '*') {
+            int depth = 1;
+            for (i += 2; i < to && depth > 0;) {
+                if (s[i] == '*' && i + 1 < to && s[i + 1] == '/') {
+                    depth--;
+                    i += 2;
+                } else if (s[i] == '/' && i + 1 < to && s[i + 1] == '*') {
+                    depth++;
+                    i += 2;
+                } else {
+                    i++;
+                }
+            }
+            if (depth > 0)
+                return -1;
+        } else if (c == '-') {
+            minus++;
+            i++;
+        } else if (c == '(' || g_cclass[c] == C_SPACE) {
+            i++;
+        } else {
+            return -1;
+        }
+    }
+    return minus > 0 ? (int)(minus & 1) : -1;
+}
+
+/* TypeName object @p tn is smallint / integer / bigint / int2 / int4 / int8
+ * (optionally pg_catalog-qualified), no array, no modifier. */
+static bool int_typename(const walk_t *w, uint32_t tn)
+{
+    if (tn == 0 || w->t[tn].type != J_OBJ)
+        return false;
+    uint32_t names = 0, k = tn + 1;
+    for (uint32_t c = 0; c + 1 < w->t[tn].count && k + 1 < w->nt; c += 2) {
+        int64_t mod;
+        if (JIS(w, k, "names"))
+            names = k + 1;
+        else if (JIS(w, k, "typemod")) {
+            if (!jint(w, k + 1, &mod) || mod != -1)
+                return false;
+        } else if (!JIS(w, k, "location"))
+            return false; /* arrayBounds, typmods, setof, pct_type, ... */
+        k = w->t[k + 1].next;
+    }
+    if (names == 0 || w->t[names].type != J_ARR || w->t[names].count < 1 || w->t[names].count > 2)
+        return false;
+    char buf[16];
+    uint32_t e = names + 1;
+    if (w->t[names].count == 2) {
+        if (name_part(w, e, buf, sizeof buf) < 0 || strcmp(buf, "pg_catalog") != 0)
+            return false;
+        e = w->t[e].next;
+    }
+    if (e >= w->nt || name_part(w, e, buf, sizeof buf) < 0)
+        return false;
+    return strcmp(buf, "int2") == 0 || strcmp(buf, "int4") == 0 || strcmp(buf, "int8") == 0;
+}
+
+/* Whether expression node @p node is a value (px_classify_key_t's "V"): a
+ * parameter, or a literal whose template goes to @p t. */
+static bool key_value(const walk_t *w, uint32_t node, keytpl_t *t, uint16_t *param)
+{
+    uint32_t tc = JGET(w, node, "TypeCast");
+    if (tc != 0) {
+        if (!int_typename(w, JGET(w, tc, "typeName")))
+            return false;
+        node = JGET(w, tc, "arg");
+    }
+    int64_t num;
+    uint32_t pr = JGET(w, node, "ParamRef");
+    if (pr != 0) {
+        if (!jint(w, JGET(w, pr, "number"), &num) || num < 1 || num > UINT16_MAX)
+            return false;
+        *t = (keytpl_t){0, KT_PARAM, 0};
+        *param = (uint16_t)num;
+        return true;
+    }
+    uint32_t ac = JGET(w, node, "A_Const");
+    int64_t loc;
+    if (ac == 0 || !jint(w, JGET(w, ac, "location"), &loc) || loc < 0 || loc > UINT32_MAX)
+        return false;
+    uint32_t o = lit_at(w, (uint32_t)loc);
+    if (o >= w->nlits)
+        return false;
+    const lit_t *l = &w->lits[o];
+    uint32_t iv = JGET(w, ac, "ival"), fv = JGET(w, ac, "fval");
+    if (JGET(w, ac, "sval") != 0) {
+        if (l->start != (uint32_t)loc || l->ph != PH_STRING)
+            return false;
+        *t = (keytpl_t){(uint16_t)o, KT_STR, 0};
+        return true;
+    }
+    if ((iv == 0 && fv == 0) || l->ph != PH_INT)
+        return false;
+    int neg = l->start == (uint32_t)loc ? 0 : neg_parity(w->sql, (size_t)loc, l->start);
+    if (neg < 0)
+        return false;
+    *t = (keytpl_t){(uint16_t)o, KT_INT, (uint8_t)neg};
+    /* Cross-check the lexer against the parser. The JSON prints a negative
+     * Integer as "ival":{} (as it does 0), so only its sign is comparable. */
+    size_t dl = l->ce - l->cs;
+    if (iv != 0) {
+        int64_t want = 0, got;
+        uint32_t v = JGET(w, iv, "ival");
+        if (!lit_value(w->sql, w->lits, w->nlits, t, &got) || (v != 0 && !jint(w, v, &want)))
+            return false;
+        return v != 0 ? got == want : got <= 0;
+    }
+    uint32_t f = JGET(w, fv, "fval");
+    return f != 0 && w->t[f].type == J_STR && w->t[f].len == dl + (size_t)neg &&
+           (!neg || w->js[w->t[f].start] == '-') &&
+           memcmp(w->js + w->t[f].start + neg, w->sql + l->cs, dl) == 0;
+}
+
+typedef struct keyx {
+    walk_t *w;
+    uint8_t rel;             /* the target's index in rels[] */
+    bool overflow;           /* more keys or column-name bytes than fit */
+    uint32_t set_list;       /* UPDATE: its targetList (no key on these columns) */
+    char qual[CLS_NAME_MAX]; /* what a two-part column reference must start with */
+} keyx_t;
+
+/* Find RangeVar @p rv among the relations: its index and qualifier. */
+static bool key_target(keyx_t *x, uint32_t rv)
+{
+    walk_t *w = x->w;
+    const px_classify_result_t *r = w->res;
+    char name[CLS_RELNAME_MAX];
+    uint32_t alias = JGET(w, rv, "alias");
+    if (rv == 0 || w->t[rv].type != J_OBJ || JGET(w, alias, "colnames") != 0)
+        return false; /* FROM t AS x(a, b) renames the columns */
+    int nl = rangevar_name(w, rv, name);
+    if (nl < 0)
+        return false;
+    for (unsigned i = 0; i < r->n_rels; i++) {
+        if (strcmp(px_classify_rel(r, i), name) == 0) {
+            x->rel = (uint8_t)i;
+            uint32_t q = alias != 0 ? JGET(w, alias, "aliasname") : JGET(w, rv, "relname");
+            return jstr(w, q, x->qual, sizeof x->qual) >= 0;
+        }
+    }
+    return false;
+}
+
+/* The column of ColumnRef node @p node, `col` or `qual.col`, into @p buf. */
+static int key_column(const keyx_t *x, uint32_t node, char *buf, size_t cap)
+{
+    const walk_t *w = x->w;
+    uint32_t f = JGET(w, JGET(w, node, "ColumnRef"), "fields");
+    if (f == 0 || w->t[f].type != J_ARR || w->t[f].count < 1 || w->t[f].count > 2)
+        return -1;
+    uint32_t e = f + 1;
+    if (w->t[f].count == 2) {
+        char q[CLS_NAME_MAX];
+        if (name_part(w, e, q, sizeof q) < 0 || strcmp(q, x->qual) != 0)
+            return -1;
+        e = w->t[e].next;
+    }
+    return e < w->nt ? name_part(w, e, buf, cap) : -1; /* A_Star is not a column */
+}
+
+/* Whether UPDATE target list @p list assigns column @p col. */
+static bool key_assigned(const walk_t *w, uint32_t list, const char *col)
+{
+    if (w->t[list].type != J_ARR)
+        return true;
+    uint32_t k = list + 1;
+    for (uint32_t c = 0; c < w->t[list].count && k < w->nt; c++, k = w->t[k].next) {
+        char name[CLS_NAME_MAX];
+        int l = jstr(w, JGET(w, JGET(w, k, "ResTarget"), "name"), name, sizeof name);
+        if (l < 0 || strcmp(name, col) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void key_add(keyx_t *x, const char *col, size_t cl, uint16_t row, const keytpl_t *t,
+                    uint16_t param)
+{
+    px_classify_result_t *r = x->w->res;
+    if (r->n_keys >= PX_CLASSIFY_MAX_KEYS) {
+        x->overflow = true;
+        return;
+    }
+    uint32_t off = 0;
+    while (off < r->cols_len) {
+        size_t l = strlen(r->cols + off);
+        if (l == cl && memcmp(r->cols + off, col, cl) == 0)
+            break;
+        off += (uint32_t)l + 1;
+    }
+    if (off >= r->cols_len) {
+        if (r->cols_len + cl + 1 > PX_CLASSIFY_COLS_BYTES) {
+            x->overflow = true;
+            return;
+        }
+        off = r->cols_len;
+        memcpy(r->cols + off, col, cl + 1);
+        r->cols_len = (uint16_t)(off + cl + 1);
+    }
+    r->keys[r->n_keys] =
+        (px_classify_key_t){x->rel, t->kind == KT_PARAM, param, row, (uint16_t)off, 0};
+    x->w->tpl[r->n_keys] = *t;
+    r->n_keys++;
+}
+
+/* `col = V` / `V = col` in the top-level AND conjuncts of @p expr. */
+static void key_conjuncts(keyx_t *x, uint32_t expr, unsigned depth)
+{
+    walk_t *w = x->w;
+    if (expr == 0 || depth > CLS_KEY_MAX_DEPTH || x->overflow)
+        return;
+    uint32_t b = JGET(w, expr, "BoolExpr");
+    if (b != 0) {
+        uint32_t args = JGET(w, b, "args");
+        if (!JIS(w, JGET(w, b, "boolop"), "AND_EXPR") || args == 0 || w->t[args].type != J_ARR)
+            return; /* OR, NOT: no key */
+        uint32_t k = args + 1;
+        for (uint32_t c = 0; c < w->t[args].count && k < w->nt; c++, k = w->t[k].next)
+            key_conjuncts(x, k, depth + 1);
+        return;
+    }
+    uint32_t a = JGET(w, expr, "A_Expr"), op = JGET(w, a, "name");
+    char opname[4], col[CLS_NAME_MAX];
+    if (a == 0 || !JIS(w, JGET(w, a, "kind"), "AEXPR_OP") || op == 0 || w->t[op].type != J_ARR ||
+        w->t[op].count != 1 || name_part(w, op + 1, opname, sizeof opname) != 1 || opname[0] != '=')
+        return;
+    uint32_t l = JGET(w, a, "lexpr"), rx = JGET(w, a, "rexpr");
+    keytpl_t t;
+    uint16_t param = 0;
+    int cl = key_column(x, l, col, sizeof col);
+    if (cl < 0 || !key_value(w, rx, &t, &param)) {
+        cl = key_column(x, rx, col, sizeof col);
+        if (cl < 0 || !key_value(w, l, &t, &param))
+            return;
+    }
+    if (x->set_list != 0 && key_assigned(w, x->set_list, col))
+        return;
+    key_add(x, col, (size_t)cl, 0, &t, param);
+}
+
+/* A SelectStmt body that reads its one FROM item and nothing else; that item. */
+static uint32_t select_simple(const walk_t *w, uint32_t body)
+{
+    uint32_t from = 0, k = body + 1;
+    for (uint32_t c = 0; c + 1 < w->t[body].count && k + 1 < w->nt; c += 2) {
+        const char *key = w->js + w->t[k].start;
+        size_t kl = w->t[k].type == J_STR ? w->t[k].len : 0;
+        if (KEQ("fromClause"))
+            from = k + 1;
+        else if (KEQ("op")) {
+            if (!JIS(w, k + 1, "SETOP_NONE"))
+                return 0;
+        } else if (!(KEQ("targetList") || KEQ("whereClause") || KEQ("groupClause") ||
+                     KEQ("groupDistinct") || KEQ("havingClause") || KEQ("windowClause") ||
+                     KEQ("sortClause") || KEQ("limitOffset") || KEQ("limitCount") ||
+                     KEQ("limitOption") || KEQ("distinctClause") || KEQ("lockingClause")))
+            return 0; /* withClause, intoClause, valuesLists, larg/rarg, ... */
+        k = w->t[k + 1].next;
+    }
+    if (from == 0 || w->t[from].type != J_ARR || w->t[from].count != 1)
+        return 0;
+    return JGET(w, from + 1, "RangeVar");
+}
+
+/* INSERT INTO rel (cols) VALUES (...), ...: one key per value cell. */
+static uint16_t keys_insert(keyx_t *x, uint32_t body)
+{
+    walk_t *w = x->w;
+    uint32_t occ = JGET(w, body, "onConflictClause"), cols = JGET(w, body, "cols");
+    uint32_t sel = JGET(w, JGET(w, body, "selectStmt"), "SelectStmt"), vals = 0;
+    if (JGET(w, body, "withClause") != 0 ||
+        (occ != 0 && !JIS(w, JGET(w, occ, "action"), "ONCONFLICT_NOTHING")) || cols == 0 ||
+        w->t[cols].type != J_ARR || w->t[cols].count == 0 || sel == 0)
+        return 0;
+    uint32_t k = sel + 1;
+    for (uint32_t c = 0; c + 1 < w->t[sel].count && k + 1 < w->nt; c += 2) {
+        if (JIS(w, k, "valuesLists"))
+            vals = k + 1;
+        else if (!(JIS(w, k, "limitOption") || (JIS(w, k, "op") && JIS(w, k + 1, "SETOP_NONE"))))
+            return 0;
+        k = w->t[k + 1].next;
+    }
+    if (vals == 0 || w->t[vals].type != J_ARR || w->t[vals].count == 0 ||
+        w->t[vals].count > UINT16_MAX || !key_target(x, JGET(w, body, "relation")))
+        return 0;
+    uint32_t e = vals + 1, ncols = w->t[cols].count;
+    for (uint32_t row = 0; row < w->t[vals].count && e < w->nt; row++, e = w->t[e].next) {
+        uint32_t items = JGET(w, JGET(w, e, "List"), "items");
+        if (items == 0 || w->t[items].type != J_ARR || w->t[items].count != ncols)
+            return 0;
+        uint32_t c = cols + 1, v = items + 1;
+        for (uint32_t i = 0; i < ncols && c < w->nt && v < w->nt && !x->overflow;
+             i++, c = w->t[c].next, v = w->t[v].next) {
+            uint32_t rt = JGET(w, c, "ResTarget");
+            char col[CLS_NAME_MAX];
+            keytpl_t t;
+            uint16_t param = 0;
+            int cl = jstr(w, JGET(w, rt, "name"), col, sizeof col);
+            if (cl >= 0 && JGET(w, rt, "indirection") == 0 && key_value(w, v, &t, &param))
+                key_add(x, col, (size_t)cl, (uint16_t)row, &t, param);
+        }
+    }
+    return x->overflow ? 0 : (uint16_t)w->t[vals].count;
+}
+
+/* The key predicates of the text's only statement @p stmt ({"SelectStmt":
+ * {...}} and the like), as px_classify_key_t's comment says. */
+static void keys_extract(walk_t *w, uint32_t stmt)
+{
+    px_classify_result_t *r = w->res;
+    keyx_t x = {.w = w};
+    uint16_t rows = 0;
+    if (stmt == 0 || w->t[stmt].type != J_OBJ || w->t[stmt].count < 2 || w->deep ||
+        (r->flags & PX_CLS_F_RELS_TRUNCATED) || w->t[stmt + 1].type != J_STR ||
+        w->t[stmt + 2].type != J_OBJ)
+        return;
+    const char *key = w->js + w->t[stmt + 1].start;
+    size_t kl = w->t[stmt + 1].len;
+    uint32_t body = stmt + 2, rv = 0;
+    if (KEQ("SelectStmt")) {
+        if (!w->nested && r->n_rels == 1)
+            rv = select_simple(w, body);
+    } else if (KEQ("UpdateStmt") || KEQ("DeleteStmt")) {
+        if (JGET(w, body, "withClause") == 0 && JGET(w, body, "fromClause") == 0 &&
+            JGET(w, body, "usingClause") == 0)
+            rv = JGET(w, body, "relation");
+        if (KEQ("UpdateStmt")) {
+            x.set_list = JGET(w, body, "targetList");
+            if (x.set_list == 0)
+                rv = 0;
+        }
+    } else if (KEQ("InsertStmt")) {
+        rows = keys_insert(&x, body);
+    }
+    if (rv != 0 && key_target(&x, rv)) {
+        key_conjuncts(&x, JGET(w, body, "whereClause"), 0);
+        rows = x.overflow ? 0 : 1;
+    }
+    r->key_rows = rows;
+    if (rows == 0)
+        r->n_keys = r->cols_len = 0;
+}
+
+/* Give every literal key of @p r its value in text @p sql, dropping those
+ * whose literal is not a strict integer in int64 range in this text. */
+static void keys_fill(px_classify_result_t *r, const keytpl_t *tpl, const char *sql,
+                      const lit_t *lits, uint32_t nlits)
+{
+    unsigned o = 0;
+    for (unsigned i = 0; i < r->n_keys; i++) {
+        px_classify_key_t k = r->keys[i];
+        if (!k.is_param && !lit_value(sql, lits, nlits, &tpl[i], &k.value))
+            continue;
+        r->keys[o++] = k;
+    }
+    r->n_keys = (uint16_t)o;
+}
+
 static void result_init(px_classify_result_t *r)
 {
     r->cls = PX_CLASS_UNKNOWN;
@@ -2156,11 +2667,16 @@ static void result_init(px_classify_result_t *r)
     r->n_stmts = 0;
     r->n_rels = 0;
     r->rels_len = 0;
+    r->key_rows = 0;
+    r->n_keys = 0;
+    r->cols_len = 0;
 }
 
-/* The verdict on a parse tree (@p js is libpg_query's JSON). False when the
- * JSON cannot be tokenized (too big or too deep). */
+/* The verdict on a parse tree (@p js is libpg_query's JSON) of text @p sql,
+ * whose literals the lexer found at @p lits; key templates go to @p tpl.
+ * False when the JSON cannot be tokenized (too big or too deep). */
 static bool classify_json(jbuf_t *jb, const px_classify_vol_t *vol, const char *js, size_t jn,
+                          const char *sql, const lit_t *lits, uint32_t nlits, keytpl_t *tpl,
                           px_classify_result_t *res)
 {
     if (!jtok_parse(jb, js, jn))
@@ -2172,10 +2688,15 @@ static bool classify_json(jbuf_t *jb, const px_classify_vol_t *vol, const char *
     w.nt = jb->n;
     w.vol = vol;
     w.res = res;
+    w.sql = sql;
+    w.lits = lits;
+    w.nlits = nlits;
+    w.tpl = tpl;
 
     unsigned n = 0;
     bool all_read = true, any_unknown = false, any_write = false, any_txn = false;
-    bool single_select = false, nocache = false;
+    bool single_select = false, nocache = false, all_dml = true;
+    uint32_t first = 0;
     uint32_t stmts = JGET(&w, 1, "stmts");
     if (stmts != 0 && w.t[stmts].type == J_ARR) {
         uint32_t k = stmts + 1;
@@ -2183,12 +2704,23 @@ static bool classify_json(jbuf_t *jb, const px_classify_vol_t *vol, const char *
             memset(&w.dml, 0, offsetof(walk_t, scope) - offsetof(walk_t, dml));
             w.relmode = PX_REL_READ;
             stmtinfo_t si = {.read_only = -1};
-            px_class_t cl = node_class(&w, JGET(&w, k, "stmt"), 2, &si);
+            uint32_t node = JGET(&w, k, "stmt");
+            px_class_t cl = node_class(&w, node, 2, &si);
             if (w.deep) {
                 cl = PX_CLASS_UNKNOWN;
                 res->flags |= PX_CLS_F_TOO_COMPLEX;
             }
+            if (n == 0)
+                first = node;
             n++;
+            /* PX_CLS_F_DML: a read (not COPY) or a plain DML statement, with no
+             * function call that may write behind the tables' backs. */
+            if (!(si.dml_stmt || si.select || cl == PX_CLASS_READ) || si.copy ||
+                (cl != PX_CLASS_READ && cl != PX_CLASS_WRITE) || w.into || w.side_effect ||
+                w.vol_write || w.unverified || w.deep)
+                all_dml = false;
+            if (w.user_func)
+                res->flags |= PX_CLS_F_USER_FUNC;
             single_select = n == 1 && si.select;
             nocache |= w.nocache;
             if (w.locking)
@@ -2250,15 +2782,19 @@ static bool classify_json(jbuf_t *jb, const px_classify_vol_t *vol, const char *
     if (n == 1 && single_select)
         res->flags |= PX_CLS_F_SELECT;
     if (n == 1 && single_select && res->cls == PX_CLASS_READ && !nocache &&
-        !(res->flags & PX_CLS_F_RELS_TRUNCATED))
+        !(res->flags & (PX_CLS_F_RELS_TRUNCATED | PX_CLS_F_USER_FUNC)))
         res->flags |= PX_CLS_F_CACHEABLE;
+    if (n > 0 && all_dml)
+        res->flags |= PX_CLS_F_DML;
+    if (n == 1)
+        keys_extract(&w, first); /* w still holds the statement's findings */
     return true;
 }
 
 /* ---- per-thread verdict cache ------------------------------------------------------- */
 
-/* One cached verdict: the header, then the first res_len bytes of a
- * px_classify_result_t (its relations included), then the key. */
+/* One cached verdict: the header, then res_len bytes of a packed
+ * px_classify_result_t (verdict_pack()), then the key. */
 typedef struct centry {
     uint64_t hash;
     uint64_t gen; /* volatility generation it was computed under */
@@ -2303,6 +2839,7 @@ typedef struct cls_tls {
     size_t textcap;
     lvl_save_t *stack; /* lexer nesting stack */
     uint32_t stack_cap;
+    lit_t lits[CLS_MAX_LITS]; /* where the current text's literals are */
     jbuf_t jb;
     px_classify_vol_t *vol; /* reference held on the table in use */
     uint64_t vol_gen;       /* generation of vol */
@@ -2409,11 +2946,52 @@ static bool cache_evict_one(cls_tls_t *T)
     return false;
 }
 
+/* A verdict as a cache entry holds it: the fields before keys[], then the
+ * n_keys keys and their templates, cols_len bytes of cols[] and rels_len
+ * bytes of rels[] — only what is used, so that a hit copies little. */
+#define VERDICT_HEAD offsetof(px_classify_result_t, keys)
+
+static size_t verdict_size(const px_classify_result_t *r)
+{
+    return VERDICT_HEAD + (size_t)r->n_keys * (sizeof(px_classify_key_t) + sizeof(keytpl_t)) +
+           r->cols_len + r->rels_len;
+}
+
+static void verdict_pack(char *dst, const px_classify_result_t *r, const keytpl_t *tpl)
+{
+    memcpy(dst, r, VERDICT_HEAD);
+    dst += VERDICT_HEAD;
+    memcpy(dst, r->keys, r->n_keys * sizeof r->keys[0]);
+    dst += r->n_keys * sizeof r->keys[0];
+    memcpy(dst, tpl, r->n_keys * sizeof tpl[0]);
+    dst += r->n_keys * sizeof tpl[0];
+    memcpy(dst, r->cols, r->cols_len);
+    memcpy(dst + r->cols_len, r->rels, r->rels_len);
+}
+
+/* The hit path: most verdicts (BEGIN, COMMIT, SET ...) have no keys and no
+ * relations, and then this is one fixed-size copy. */
+static void verdict_unpack(px_classify_result_t *r, keytpl_t *tpl, const char *src)
+{
+    memcpy(r, src, VERDICT_HEAD);
+    src += VERDICT_HEAD;
+    if (r->n_keys > 0) {
+        for (unsigned i = 0; i < r->n_keys; i++, src += sizeof r->keys[0])
+            memcpy(&r->keys[i], src, sizeof r->keys[0]); /* inlined fixed-size copies */
+        for (unsigned i = 0; i < r->n_keys; i++, src += sizeof tpl[0])
+            memcpy(&tpl[i], src, sizeof tpl[0]);
+        memcpy(r->cols, src, r->cols_len);
+        src += r->cols_len;
+    }
+    if (r->rels_len > 0)
+        memcpy(r->rels, src, r->rels_len);
+}
+
 static void cache_put(cls_tls_t *T, uint64_t h, const char *key, uint32_t kl,
-                      const px_classify_result_t *res, uint64_t gen)
+                      const px_classify_result_t *res, const keytpl_t *tpl, uint64_t gen)
 {
     ccache_t *c = &T->cache;
-    size_t res_len = offsetof(px_classify_result_t, rels) + res->rels_len;
+    size_t res_len = verdict_size(res);
     size_t charge = sizeof(centry_t) + res_len + kl + sizeof(cslot_t) * 2 + sizeof(void *);
     if (charge > c->max_bytes / 4)
         return;
@@ -2427,7 +3005,7 @@ static void cache_put(cls_tls_t *T, uint64_t h, const char *key, uint32_t kl,
     if (e == NULL)
         return;
     *e = (centry_t){h, gen, kl, (uint32_t)res_len, (uint32_t)charge, 0, 0};
-    memcpy(CE_RES(e), res, res_len);
+    verdict_pack(CE_RES(e), res, tpl);
     memcpy(CE_KEY(e), key, kl);
     uint32_t idx = c->nfree > 0 ? c->freeidx[--c->nfree] : c->used++;
     c->ring[idx] = e;
@@ -2579,8 +3157,9 @@ static void finalize(px_classify_result_t *r, uint32_t hints, int32_t ttl)
     r->cache_ttl = (hints & PX_CLS_F_HINT_CACHE) && !(hints & PX_CLS_F_HINT_NOCACHE) ? ttl : -1;
 }
 
-/* Parse the text and walk its tree into @p out. */
-static void parse_text(cls_tls_t *T, const char *sql, size_t len, px_classify_result_t *out)
+/* Parse the text and walk its tree into @p out (key templates into @p tpl). */
+static void parse_text(cls_tls_t *T, const char *sql, size_t len, const lexinfo_t *li,
+                       keytpl_t *tpl, px_classify_result_t *out)
 {
     if (!grow(&T->textbuf, &T->textcap, len + 1)) {
         out->flags |= PX_CLS_F_TOO_COMPLEX;
@@ -2594,7 +3173,8 @@ static void parse_text(cls_tls_t *T, const char *sql, size_t len, px_classify_re
     if (pr.error != NULL || pr.parse_tree == NULL) {
         out->flags |= PX_CLS_F_PARSE_ERROR;
         CNT_INC(T, parse_errors);
-    } else if (!classify_json(&T->jb, T->vol, pr.parse_tree, strlen(pr.parse_tree), out)) {
+    } else if (!classify_json(&T->jb, T->vol, pr.parse_tree, strlen(pr.parse_tree), sql, T->lits,
+                              li->nlits, tpl, out)) {
         result_init(out);
         out->flags |= PX_CLS_F_TOO_COMPLEX;
         CNT_INC(T, too_complex);
@@ -2638,7 +3218,9 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
         T->stack_cap = max_depth + 1;
     }
     lexinfo_t li;
-    lex_key(len > 0 ? sql : "", len, T->keybuf, T->stack, max_depth, &li);
+    const char *text = len > 0 ? sql : "";
+    keytpl_t tpl[PX_CLASSIFY_MAX_KEYS];
+    lex_key(text, len, T->keybuf, T->stack, max_depth, T->lits, &li);
 
     bool cache = use_cache && T->have_cache && li.key_len <= UINT32_MAX;
     uint64_t h = 0;
@@ -2646,9 +3228,11 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
         h = cls_hash(T->keybuf, li.key_len);
         centry_t *e = cache_find(&T->cache, h, T->keybuf, (uint32_t)li.key_len);
         if (e != NULL && e->gen == atomic_load_explicit(&g_vol_gen, memory_order_acquire)) {
-            memcpy(out, CE_RES(e), e->res_len);
+            verdict_unpack(out, tpl, CE_RES(e));
             e->ref = 1;
             CNT_INC(T, hits);
+            if (out->n_keys > 0)
+                keys_fill(out, tpl, text, T->lits, li.nlits);
             finalize(out, li.hints, li.ttl);
             out->flags |= PX_CLS_F_CACHED;
             return;
@@ -2660,7 +3244,7 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
         CNT_INC(T, too_complex);
         gen = atomic_load_explicit(&g_vol_gen, memory_order_acquire);
     } else {
-        parse_text(T, len > 0 ? sql : "", len, out);
+        parse_text(T, text, len, &li, tpl, out);
         gen = T->vol_gen;
     }
     /* A normalized key stands for many texts. One whose literal the parser
@@ -2668,7 +3252,9 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
      * the reverse is harmless (the server rejects the bad text wherever it
      * goes), so only parse errors are kept out. */
     if (cache && !((out->flags & PX_CLS_F_PARSE_ERROR) && T->keybuf[0] == 'N'))
-        cache_put(T, h, T->keybuf, (uint32_t)li.key_len, out, gen);
+        cache_put(T, h, T->keybuf, (uint32_t)li.key_len, out, tpl, gen);
+    if (out->n_keys > 0)
+        keys_fill(out, tpl, text, T->lits, li.nlits); /* after caching: the cache keeps templates */
     finalize(out, li.hints, li.ttl);
 }
 

@@ -1,8 +1,9 @@
 /*
  * Unit tests for proxy/classify.c: the routing class of SQL texts (read,
  * write, transaction control, session state, unknown), the flags behind it,
- * function volatility from a published catalog table, relation lists, hints
- * and the per-thread verdict cache.
+ * function volatility from a published catalog table, relation lists, hints,
+ * the DML and user-function flags, key predicates and the per-thread verdict
+ * cache (including the refresh of key values on cache hits).
  *
  * Every text is copied into a heap buffer of exactly its length, with no
  * terminating NUL, so under ASan any read past the end fails the run. Each
@@ -53,6 +54,8 @@
 #define F_H_REPLICA PX_CLS_F_HINT_REPLICA
 #define F_H_CACHE   PX_CLS_F_HINT_CACHE
 #define F_H_NOCACHE PX_CLS_F_HINT_NOCACHE
+#define F_DML       PX_CLS_F_DML
+#define F_USER      PX_CLS_F_USER_FUNC
 
 typedef struct tcase {
     const char *sql;
@@ -89,16 +92,28 @@ static char *flags_str(uint32_t f, char *buf, size_t cap)
         uint32_t bit;
         const char *name;
     } names[] = {
-        {F_REPLICA, "REPLICA_OK"},  {F_CACHE, "CACHEABLE"},
-        {F_HAST, "HAS_TXN"},        {F_RO, "READ_ONLY"},
-        {F_HASS, "HAS_SESSION"},    {F_HASW, "HAS_WRITE"},
-        {F_LOCK, "LOCKING"},        {F_VOL, "VOLATILE"},
-        {F_SIDE, "SIDE_EFFECT"},    {F_PIN, "PIN"},
-        {F_UNVER, "UNVERIFIED"},    {F_TRUNC, "RELS_TRUNCATED"},
-        {F_PERR, "PARSE_ERROR"},    {F_COMPLEX, "TOO_COMPLEX"},
-        {F_COPY, "COPY"},           {F_SELECT, "SELECT"},
-        {F_H_PRIMARY, "H_PRIMARY"}, {F_H_REPLICA, "H_REPLICA"},
-        {F_H_CACHE, "H_CACHE"},     {F_H_NOCACHE, "H_NOCACHE"},
+        {F_REPLICA, "REPLICA_OK"},
+        {F_CACHE, "CACHEABLE"},
+        {F_HAST, "HAS_TXN"},
+        {F_RO, "READ_ONLY"},
+        {F_HASS, "HAS_SESSION"},
+        {F_HASW, "HAS_WRITE"},
+        {F_LOCK, "LOCKING"},
+        {F_VOL, "VOLATILE"},
+        {F_SIDE, "SIDE_EFFECT"},
+        {F_PIN, "PIN"},
+        {F_UNVER, "UNVERIFIED"},
+        {F_TRUNC, "RELS_TRUNCATED"},
+        {F_PERR, "PARSE_ERROR"},
+        {F_COMPLEX, "TOO_COMPLEX"},
+        {F_COPY, "COPY"},
+        {F_SELECT, "SELECT"},
+        {F_H_PRIMARY, "H_PRIMARY"},
+        {F_H_REPLICA, "H_REPLICA"},
+        {F_H_CACHE, "H_CACHE"},
+        {F_H_NOCACHE, "H_NOCACHE"},
+        {F_DML, "DML"},
+        {F_USER, "USER_FUNC"},
         {F_CACHED, "CACHED"},
     };
     size_t o = 0;
@@ -587,7 +602,8 @@ static const tcase_t catalog_cases[] = {
     {"SELECT public.my_func(1)", W, F_VOL, F_REPLICA, NK},
     {"SELECT * FROM t WHERE a = my_func()", W, 0, F_REPLICA, NK},
     {"SELECT * FROM my_func()", W, 0, F_REPLICA, NK},
-    {"SELECT my_stable(), my_immutable() FROM t", R, F_REPLICA | F_CACHE, 0, NK},
+    /* Read-only, but user functions may read tables the cache cannot see. */
+    {"SELECT my_stable(), my_immutable() FROM t", R, F_REPLICA | F_USER, F_CACHE, NK},
     {"SELECT app.lookup(1)", R, F_REPLICA, 0, NK},
     {"SELECT app.audit('x')", W, 0, F_REPLICA, NK},
     {"SELECT overloaded(1)", W, 0, F_REPLICA, NK}, /* the most volatile same-named function */
@@ -630,7 +646,8 @@ static void test_stable_user_function_is_read_and_republish_invalidates(void)
     CU_ASSERT_EQUAL(r.cls, R);
     CU_ASSERT(!(r.flags & F_CACHED)); /* recomputed, not the stale verdict */
     CU_ASSERT(r.flags & F_REPLICA);
-    CU_ASSERT(r.flags & F_CACHE);
+    CU_ASSERT(r.flags & F_USER); /* a user function: read, but not cacheable */
+    CU_ASSERT(!(r.flags & F_CACHE));
     classify_s("SELECT my_func() FROM t", MODE_CACHED, &r);
     CU_ASSERT(r.flags & F_CACHED);
     CU_ASSERT_EQUAL(r.cls, R);
@@ -1121,6 +1138,567 @@ static void test_threads_classify_concurrently(void)
     }
 }
 
+/* ---- DML flag ------------------------------------------------------------------------ */
+
+static const tcase_t dml_cases[] = {
+    {"INSERT INTO t (id) VALUES (1)", W, F_DML | F_HASW, 0, NK},
+    {"INSERT INTO t SELECT * FROM u", W, F_DML, 0, NK},
+    {"INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = excluded.a RETURNING *", W,
+     F_DML, 0, NK},
+    {"UPDATE t SET a = 1 WHERE id = 2", W, F_DML, 0, NK},
+    {"UPDATE t SET a = u.a FROM u WHERE t.id = u.id", W, F_DML, 0, NK},
+    {"DELETE FROM t WHERE id = 1", W, F_DML, 0, NK},
+    {"MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN UPDATE SET a = u.a "
+     "WHEN NOT MATCHED THEN INSERT VALUES (u.id, u.a)",
+     W, F_DML, 0, NK},
+    {"WITH x AS (DELETE FROM t RETURNING *) SELECT count(*) FROM x", W, F_DML, 0, NK},
+    {"WITH x AS (INSERT INTO t VALUES (1) RETURNING *) INSERT INTO u SELECT * FROM x", W, F_DML, 0,
+     NK},
+    {"SELECT * FROM t WHERE id = 1", R, F_DML, 0, NK},
+    {"SELECT * FROM t FOR UPDATE SKIP LOCKED", W, F_DML | F_LOCK, 0, NK}, /* changes no data */
+    {"SELECT now(), random()", R, F_DML, 0, NK},
+    {"SHOW search_path", R, F_DML, 0, NK},
+    {"EXPLAIN SELECT * FROM t", R, F_DML, 0, NK},
+    {"SELECT 1; UPDATE t SET a = 1; DELETE FROM u", W, F_DML, 0, NK},
+    {"INSERT INTO t (a, b) VALUES (1, now())", W, F_DML, 0, NK},
+};
+
+static const tcase_t not_dml_cases[] = {
+    {"TRUNCATE t", W, 0, F_DML, NK},
+    {"CREATE TABLE t2 (a int)", W, 0, F_DML, NK},
+    {"CREATE TABLE t2 AS SELECT * FROM t", W, 0, F_DML, NK},
+    {"ALTER TABLE t ADD COLUMN b int", W, 0, F_DML, NK},
+    {"DROP TABLE t", W, 0, F_DML, NK},
+    {"COPY t FROM STDIN", W, F_COPY, F_DML, NK},
+    {"COPY t TO STDOUT", R, F_COPY, F_DML, NK},
+    {"CALL p(1)", W, 0, F_DML, NK},
+    {"DO $$ BEGIN PERFORM 1; END $$", W, 0, F_DML, NK},
+    {"LOCK TABLE t IN ACCESS EXCLUSIVE MODE", W, 0, F_DML, NK},
+    {"VACUUM t", W, 0, F_DML, NK},
+    {"NOTIFY ch", W, 0, F_DML, NK},
+    {"SELECT * INTO n FROM t", W, 0, F_DML, NK},
+    {"SELECT nextval('s')", W, F_SIDE, F_DML, NK},
+    {"INSERT INTO t (id) VALUES (nextval('s'))", W, F_SIDE, F_DML, NK},
+    {"UPDATE t SET a = setval('s', 1) WHERE id = 1", W, F_SIDE, F_DML, NK},
+    {"SELECT set_config('x.y', '1', false)", W, F_SIDE, F_DML, NK},
+    {"SELECT pg_advisory_xact_lock(1)", W, F_SIDE, F_DML, NK},
+    {"DELETE FROM t WHERE id = mystery()", W, F_UNVER, F_DML, NK}, /* may write anything */
+    {"SELECT mystery()", U, F_UNVER, F_DML, NK},
+    {"EXPLAIN ANALYZE DELETE FROM t", W, 0, F_DML, NK},
+    {"SELECT 1; TRUNCATE t", W, 0, F_DML, NK},
+    {"BEGIN; INSERT INTO t VALUES (1); COMMIT", W, F_HAST, F_DML, NK},
+    {"SET search_path = a", S, 0, F_DML, NK},
+    {"PREPARE p AS INSERT INTO t VALUES (1)", S, 0, F_DML, NK},
+    {"EXECUTE p", S, 0, F_DML, NK},
+    {"SELECT * FROM pg_temp.x", U, 0, F_DML, NK},
+    {"", U, 0, F_DML, NK},
+    {"INSERT INTO", U, F_PERR, F_DML, NK},
+};
+
+static void test_dml_flag_set_for_reads_and_plain_dml(void)
+{
+    CHECK_ALL(dml_cases);
+}
+
+static void test_dml_flag_clear_for_ddl_utility_and_side_effects(void)
+{
+    CHECK_ALL(not_dml_cases);
+}
+
+static void test_dml_flag_clear_for_volatile_user_function(void)
+{
+    static const tcase_t cases[] = {
+        {"UPDATE t SET a = my_func(a) WHERE id = 1", W, F_VOL | F_USER, F_DML, NK},
+        {"SELECT my_func() FROM t", W, F_VOL, F_DML, NK},
+        {"UPDATE t SET a = my_stable(a) WHERE id = 1", W, F_DML | F_USER, 0, NK},
+        {"SELECT random() FROM t", R, F_DML, F_USER, NK}, /* volatile, but a read */
+    };
+    px_classify_set_volatility(make_catalog('v'));
+    CHECK_ALL(cases);
+    px_classify_set_volatility(NULL);
+}
+
+/* ---- user functions ------------------------------------------------------------------ */
+
+static void test_user_function_sets_user_func_and_clears_cacheable(void)
+{
+    static const tcase_t no_catalog[] = {
+        {"SELECT mystery(a) FROM t", U, F_USER | F_UNVER, F_CACHE, NK},
+        {"SELECT public.lower(a) FROM t", U, F_USER, F_CACHE, NK},
+        {"SELECT * FROM app.fetch_rows(1)", U, F_USER, F_CACHE, NK},
+        {"CALL p()", W, F_USER, 0, NK},
+    };
+    static const tcase_t with_catalog[] = {
+        {"SELECT my_func() FROM t", R, F_USER | F_REPLICA, F_CACHE, NK},
+        {"SELECT my_immutable(a) FROM t WHERE id = 1", R, F_USER, F_CACHE, NK},
+        {"SELECT app.lookup(1)", R, F_USER, F_CACHE, NK},
+        {"SELECT * FROM t WHERE a = public.my_stable()", R, F_USER, F_CACHE, NK},
+        {"SELECT lower(a), my_stable() FROM t", R, F_USER, F_CACHE, NK},
+        /* The hint forces caching, as it does for volatile functions. */
+        {"/* fastnext:cache ttl=5 */ SELECT my_func() FROM t", R, F_USER | F_CACHE, 0, NK},
+        {"/* fastnext:cache */ SELECT my_func() FROM t /* fastnext:nocache */", R, F_USER, F_CACHE,
+         NK},
+    };
+    CHECK_ALL(no_catalog);
+    px_classify_set_volatility(make_catalog('s'));
+    CHECK_ALL(with_catalog);
+    px_classify_set_volatility(NULL);
+}
+
+static void test_builtin_functions_are_not_user_funcs(void)
+{
+    static const tcase_t cases[] = {
+        {"SELECT lower(a), count(*), length(b) FROM t GROUP BY 1, 3", R, F_CACHE, F_USER, NK},
+        {"SELECT pg_catalog.lower('X')", R, F_CACHE, F_USER, NK},
+        {"SELECT now(), random(), pg_backend_pid()", R, 0, F_USER, NK},
+        {"SELECT nextval('s')", W, F_SIDE, F_USER, NK},
+        {"SELECT extract(year FROM d), trim(both ' ' FROM s), position('a' IN s) FROM t", R,
+         F_CACHE, F_USER, NK},
+        {"SELECT * FROM generate_series(1, 3)", R, F_CACHE, F_USER, NK},
+        {"SELECT coalesce(a, 1), greatest(a, b) FROM t", R, F_CACHE, F_USER, NK},
+        {"SELECT 1", R, F_CACHE, F_USER, NK},
+    };
+    CHECK_ALL(cases);
+}
+
+static void test_catalog_pg_catalog_function_is_not_user_func(void)
+{
+    px_classify_vol_t *v = px_classify_vol_new();
+    CU_ASSERT_FATAL(v != NULL);
+    CU_ASSERT(px_classify_vol_add(v, "pg_catalog", "sinh", 'i')); /* not in the built-in lists */
+    CU_ASSERT(px_classify_vol_add(v, "pg_catalog", "area", 'i'));
+    CU_ASSERT(px_classify_vol_add(v, "public", "area", 'i')); /* a user overload of the name */
+    CU_ASSERT(px_classify_vol_add(v, NULL, "noschema", 'i'));
+    CU_ASSERT(px_classify_vol_add(v, "public", "my_fn", 'i'));
+    px_classify_set_volatility(v);
+    static const tcase_t cases[] = {
+        {"SELECT sinh(x) FROM t", R, F_CACHE, F_USER, NK},
+        {"SELECT pg_catalog.sinh(x) FROM t", R, F_CACHE, F_USER, NK},
+        /* An unqualified call may resolve to the user's overload. */
+        {"SELECT area(x) FROM t", R, F_USER, F_CACHE, NK},
+        {"SELECT pg_catalog.area(x) FROM t", R, F_CACHE, F_USER, NK},
+        {"SELECT public.area(x) FROM t", R, F_USER, F_CACHE, NK},
+        {"SELECT noschema(x) FROM t", R, F_USER, F_CACHE, NK},
+        {"SELECT my_fn(x) FROM t", R, F_USER, F_CACHE, NK},
+        {"SELECT pg_catalog.my_fn(x) FROM t", R, F_USER, F_CACHE, NK},
+        {"SELECT lower(x) FROM t", R, F_CACHE, F_USER, NK}, /* the lists still apply */
+    };
+    CHECK_ALL(cases);
+    px_classify_set_volatility(NULL);
+}
+
+/* ---- key predicates ------------------------------------------------------------------- */
+
+/* "rows=N" then, per key, "row:rel.col=value" (value "$n" for a parameter). */
+static void keys_str(const px_classify_result_t *r, char *buf, size_t cap)
+{
+    size_t o = (size_t)snprintf(buf, cap, "rows=%u", r->key_rows);
+    for (unsigned i = 0; i < r->n_keys && o < cap; i++) {
+        const px_classify_key_t *k = &r->keys[i];
+        if (k->is_param)
+            o += (size_t)snprintf(buf + o, cap - o, " %u:%s.%s=$%u", k->row,
+                                  px_classify_rel(r, k->rel), px_classify_key_col(r, i), k->param);
+        else
+            o += (size_t)snprintf(buf + o, cap - o, " %u:%s.%s=%lld", k->row,
+                                  px_classify_rel(r, k->rel), px_classify_key_col(r, i),
+                                  (long long)k->value);
+    }
+}
+
+/* Structural invariants of the key fields, for any result. */
+static bool keys_sane(const px_classify_result_t *r)
+{
+    if (r->n_keys > PX_CLASSIFY_MAX_KEYS || r->cols_len > PX_CLASSIFY_COLS_BYTES)
+        return false;
+    if (r->key_rows == 0 && (r->n_keys != 0 || r->cols_len != 0))
+        return false;
+    for (unsigned i = 0; i < r->n_keys; i++) {
+        const px_classify_key_t *k = &r->keys[i];
+        if (k->rel >= r->n_rels || k->col_off >= r->cols_len ||
+            memchr(r->cols + k->col_off, '\0', r->cols_len - k->col_off) == NULL ||
+            (r->key_rows <= 1 && k->row != 0) || (r->key_rows > 1 && k->row >= r->key_rows) ||
+            (k->is_param && k->param == 0))
+            return false;
+    }
+    return true;
+}
+
+/* Classify @p sql uncached, then twice through the cache (the second a hit),
+ * and expect the keys @p want each time. */
+static void check_keys(const char *sql, const char *want, const char *file, unsigned line)
+{
+    px_classify_result_t r[3];
+    classify_s(sql, MODE_UNCACHED, &r[0]);
+    classify_s(sql, MODE_CACHED, &r[1]);
+    classify_s(sql, MODE_CACHED, &r[2]);
+    static const char *const how[] = {"uncached", "cached", "cache hit"};
+    for (int i = 0; i < 3; i++) {
+        char got[1024], msg[1600];
+        keys_str(&r[i], got, sizeof got);
+        snprintf(msg, sizeof msg, "keys of \"%.300s\" (%s): got [%s], want [%s]", sql, how[i], got,
+                 want);
+        CU_assertImplementation(strcmp(got, want) == 0 && keys_sane(&r[i]), line, msg, file, "",
+                                CU_FALSE);
+    }
+    if (!(r[0].flags & F_PERR))
+        CU_ASSERT(r[2].flags & F_CACHED);
+}
+
+#define KEYS(sql, want) check_keys((sql), (want), __FILE__, __LINE__)
+
+static void test_keys_select_one_relation(void)
+{
+    KEYS("SELECT v FROM kt WHERE id = 1", "rows=1 0:kt.id=1");
+    KEYS("SELECT v FROM kt WHERE 42 = id", "rows=1 0:kt.id=42");
+    KEYS("SELECT * FROM kt WHERE a = 1 AND b = 2 AND c > 3 AND d = e AND f IS NULL",
+         "rows=1 0:kt.a=1 0:kt.b=2");
+    KEYS("SELECT * FROM kt WHERE a = 1 AND (b = 2 AND (c = 3))",
+         "rows=1 0:kt.a=1 0:kt.b=2 0:kt.c=3");
+    KEYS("SELECT * FROM kt WHERE kt.id = 7", "rows=1 0:kt.id=7");
+    KEYS("SELECT * FROM s.kt WHERE kt.id = 7", "rows=1 0:s.kt.id=7");
+    KEYS("SELECT * FROM kt AS x WHERE x.id = 8 AND y = 9", "rows=1 0:kt.id=8 0:kt.y=9");
+    KEYS("SELECT * FROM \"KT\" WHERE \"Id\" = 1 AND ID = 2", "rows=1 0:KT.Id=1 0:KT.id=2");
+    KEYS("SELECT count(*), max(v) FROM kt WHERE g = 3 GROUP BY h HAVING count(*) > 1 "
+         "ORDER BY 1 DESC LIMIT 10 OFFSET 5",
+         "rows=1 0:kt.g=3");
+    KEYS("SELECT DISTINCT a FROM kt WHERE id = 4", "rows=1 0:kt.id=4");
+    KEYS("SELECT DISTINCT ON (a) a, b FROM kt WHERE id = 4 ORDER BY a, b", "rows=1 0:kt.id=4");
+    KEYS("SELECT a, row_number() OVER (ORDER BY b) FROM kt WHERE id = 5", "rows=1 0:kt.id=5");
+    KEYS("SELECT * FROM kt", "rows=1");
+    KEYS("SELECT * FROM kt WHERE a > 1", "rows=1");
+    KEYS("SELECT * FROM kt WHERE id = 1 FOR UPDATE", "rows=1 0:kt.id=1");
+    KEYS("TABLE kt", "rows=1");
+    /* The same column twice: one name in cols[]. */
+    px_classify_result_t r;
+    classify_s("SELECT * FROM kt WHERE id = 1 AND id = 2", MODE_UNCACHED, &r);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 2);
+    CU_ASSERT_EQUAL(r.keys[0].col_off, r.keys[1].col_off);
+    CU_ASSERT_EQUAL(r.cols_len, 3);
+    CU_ASSERT_STRING_EQUAL(px_classify_key_col(&r, 1), "id");
+}
+
+static void test_keys_select_not_reported_for_complex_reads(void)
+{
+    KEYS("SELECT * FROM kt JOIN ku ON kt.id = ku.id WHERE kt.id = 1", "rows=0");
+    KEYS("SELECT * FROM kt, ku WHERE kt.id = 1", "rows=0");
+    KEYS("SELECT * FROM kt x JOIN kt y ON true WHERE x.id = 1", "rows=0");
+    KEYS("SELECT * FROM kt WHERE id = 1 AND a IN (SELECT a FROM ku)", "rows=0");
+    KEYS("SELECT * FROM kt WHERE id = 1 AND EXISTS (SELECT 1)", "rows=0");
+    KEYS("SELECT (SELECT 1), v FROM kt WHERE id = 1", "rows=0");
+    KEYS("SELECT * FROM kt WHERE id = 1 ORDER BY (SELECT 1)", "rows=0");
+    KEYS("SELECT * FROM (SELECT * FROM kt) s WHERE id = 1", "rows=0");
+    KEYS("WITH c AS (SELECT 1) SELECT * FROM kt WHERE id = 1", "rows=0");
+    KEYS("SELECT * FROM kt WHERE id = 1 UNION SELECT * FROM kt WHERE id = 2", "rows=0");
+    KEYS("SELECT * FROM generate_series(1, 3) g WHERE g = 1", "rows=0");
+    KEYS("SELECT * FROM kt, generate_series(1, 3) g WHERE id = 1", "rows=0");
+    KEYS("SELECT * FROM kt TABLESAMPLE SYSTEM (10) WHERE id = 1", "rows=0");
+    KEYS("SELECT * INTO kn FROM kt WHERE id = 1", "rows=0");
+    KEYS("SELECT 1 WHERE 1 = 1", "rows=0");
+    KEYS("VALUES (1)", "rows=0");
+    KEYS("SELECT * FROM kt WHERE id = 1; SELECT 2", "rows=0");
+    KEYS("EXPLAIN SELECT * FROM kt WHERE id = 1", "rows=0");
+    /* FROM kt AS x(a, b) renames kt's columns: "a" is not kt.a. */
+    KEYS("SELECT * FROM kt AS x(a, b) WHERE a = 1", "rows=0");
+    /* Conjuncts that are not `col = V` give no key; the others still do. */
+    KEYS("SELECT * FROM kt WHERE id = 1 OR id = 2", "rows=1");
+    KEYS("SELECT * FROM kt WHERE (a = 1 OR b = 2) AND c = 3", "rows=1 0:kt.c=3");
+    KEYS("SELECT * FROM kt WHERE NOT (a = 1) AND b = 2", "rows=1 0:kt.b=2");
+    KEYS("SELECT * FROM kt WHERE a = 1 + 1 AND b = c AND d = abs(1) AND e IN (1)", "rows=1");
+    KEYS("SELECT * FROM kt WHERE a <> 1 AND b IS NOT DISTINCT FROM 2", "rows=1");
+    KEYS("SELECT * FROM kt WHERE a OPERATOR(pg_catalog.=) 1", "rows=1");
+    /* Qualifiers must name the relation (or its alias, once it has one). */
+    KEYS("SELECT * FROM kt WHERE other.id = 1 AND id = 2", "rows=1 0:kt.id=2");
+    KEYS("SELECT * FROM kt x WHERE kt.id = 1", "rows=1");
+    KEYS("SELECT * FROM s.kt WHERE s.kt.id = 1", "rows=1");
+    KEYS("SELECT * FROM kt WHERE kt.* = 1", "rows=1");
+}
+
+static void test_keys_update_and_delete(void)
+{
+    KEYS("UPDATE kt SET v = 1 WHERE id = 5", "rows=1 0:kt.id=5");
+    KEYS("UPDATE kt SET v = v + 1 WHERE id = $1 AND k = 2 RETURNING *",
+         "rows=1 0:kt.id=$1 0:kt.k=2");
+    KEYS("UPDATE kt AS x SET v = 1 WHERE x.id = 3", "rows=1 0:kt.id=3");
+    /* Never a key on a column the UPDATE assigns. */
+    KEYS("UPDATE kt SET id = 7, v = 1 WHERE id = 5 AND k = 3", "rows=1 0:kt.k=3");
+    KEYS("UPDATE kt SET (a, b) = (1, 2) WHERE a = 1 AND b = 2 AND c = 3", "rows=1 0:kt.c=3");
+    KEYS("UPDATE kt SET (a, b) = (SELECT 1, 2) WHERE b = 2 AND c = 3", "rows=1 0:kt.c=3");
+    KEYS("UPDATE kt SET a[1] = 1 WHERE a = 1 AND c = 3", "rows=1 0:kt.c=3");
+    /* Subqueries in WHERE do not change which rows of kt are written. */
+    KEYS("UPDATE kt SET v = 1 WHERE id = 5 AND a IN (SELECT a FROM ku WHERE id = 9)",
+         "rows=1 0:kt.id=5");
+    KEYS("DELETE FROM kt WHERE id = 1", "rows=1 0:kt.id=1");
+    KEYS("DELETE FROM s.kt WHERE kt.id = $2::bigint RETURNING v", "rows=1 0:s.kt.id=$2");
+    KEYS("DELETE FROM kt WHERE id = 1 AND EXISTS (SELECT 1 FROM ku WHERE ku.id = kt.id)",
+         "rows=1 0:kt.id=1");
+    KEYS("DELETE FROM kt", "rows=1");
+    KEYS("DELETE FROM kt WHERE id = 1 OR id = 2", "rows=1");
+    KEYS("DELETE FROM kt WHERE CURRENT OF c", "rows=1");
+    /* FROM, USING or WITH: no key information at all. */
+    KEYS("UPDATE kt SET v = 1 FROM ku WHERE kt.id = ku.id AND kt.id = 5", "rows=0");
+    KEYS("DELETE FROM kt USING ku WHERE kt.id = 1", "rows=0");
+    KEYS("WITH q AS (SELECT 1) UPDATE kt SET v = 1 WHERE id = 5", "rows=0");
+    KEYS("WITH q AS (SELECT 1) DELETE FROM kt WHERE id = 5", "rows=0");
+    KEYS("WITH d AS (DELETE FROM kt WHERE id = 1 RETURNING *) SELECT * FROM d", "rows=0");
+    KEYS("MERGE INTO kt USING ku ON kt.id = ku.id WHEN MATCHED THEN DELETE", "rows=0");
+    KEYS("UPDATE kt SET v = 1 WHERE id = 5; UPDATE kt SET v = 1 WHERE id = 6", "rows=0");
+}
+
+static void test_keys_insert_values(void)
+{
+    KEYS("INSERT INTO kt (id, v) VALUES (1, 'a')", "rows=1 0:kt.id=1");
+    KEYS("INSERT INTO kt (id, v) VALUES (1, 'a'), (-2, DEFAULT), ($1, '7')",
+         "rows=3 0:kt.id=1 1:kt.id=-2 2:kt.id=$1 2:kt.v=7");
+    KEYS("INSERT INTO kt (id, v) VALUES (now(), 1), (2 + 2, $3::int8) RETURNING id",
+         "rows=2 0:kt.v=1 1:kt.v=$3");
+    KEYS("INSERT INTO s.kt AS x (id) VALUES (1)", "rows=1 0:s.kt.id=1");
+    KEYS("INSERT INTO kt (id, v) VALUES (1, 'a') ON CONFLICT (id) DO NOTHING", "rows=1 0:kt.id=1");
+    KEYS("INSERT INTO kt (id, v) VALUES (1, (SELECT max(v) FROM ku))", "rows=1 0:kt.id=1");
+    KEYS("INSERT INTO kt (a[1], b) VALUES (1, 2)", "rows=1 0:kt.b=2");
+    KEYS("INSERT INTO kt (v) VALUES ('x'), ('y')", "rows=2");
+    /* Exactly PX_CLASSIFY_MAX_KEYS keys fit; one more and there is no key information. */
+    KEYS("INSERT INTO kt (id, v) VALUES (1,1),(2,2),(3,3),(4,4),(5,5),(6,6),(7,7),(8,8)",
+         "rows=8 0:kt.id=1 0:kt.v=1 1:kt.id=2 1:kt.v=2 2:kt.id=3 2:kt.v=3 3:kt.id=4 3:kt.v=4 "
+         "4:kt.id=5 4:kt.v=5 5:kt.id=6 5:kt.v=6 6:kt.id=7 6:kt.v=7 7:kt.id=8 7:kt.v=8");
+    KEYS("INSERT INTO kt (id, v) VALUES (1,1),(2,2),(3,3),(4,4),(5,5),(6,6),(7,7),(8,8),(9,9)",
+         "rows=0");
+    KEYS("INSERT INTO kt (id, v) VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET v = 'b'", "rows=0");
+    KEYS("INSERT INTO kt (id) SELECT 1", "rows=0");
+    KEYS("INSERT INTO kt (id) SELECT id FROM ku WHERE id = 1", "rows=0");
+    KEYS("INSERT INTO kt (id) VALUES (1) UNION VALUES (2)", "rows=0");
+    KEYS("INSERT INTO kt VALUES (1)", "rows=0");
+    KEYS("INSERT INTO kt DEFAULT VALUES", "rows=0");
+    KEYS("WITH x AS (SELECT 1) INSERT INTO kt (id) VALUES (1)", "rows=0");
+    KEYS("INSERT INTO kt (id) VALUES (1); INSERT INTO kt (id) VALUES (2)", "rows=0");
+}
+
+static void test_keys_values_casts_and_params(void)
+{
+    KEYS("SELECT * FROM kv WHERE id = $1", "rows=1 0:kv.id=$1");
+    KEYS("SELECT * FROM kv WHERE id = $12::int", "rows=1 0:kv.id=$12");
+    KEYS("SELECT * FROM kv WHERE id = CAST($2 AS int8)", "rows=1 0:kv.id=$2");
+    KEYS("SELECT * FROM kv WHERE id = $1::smallint AND b = $2::integer AND c = $3::bigint "
+         "AND d = $4::int2 AND e = $5::int4 AND f = $6::pg_catalog.int8",
+         "rows=1 0:kv.id=$1 0:kv.b=$2 0:kv.c=$3 0:kv.d=$4 0:kv.e=$5 0:kv.f=$6");
+    KEYS("SELECT * FROM kv WHERE id = '5'", "rows=1 0:kv.id=5");
+    KEYS("SELECT * FROM kv WHERE id = '5'::bigint", "rows=1 0:kv.id=5");
+    KEYS("SELECT * FROM kv WHERE id = bigint '6'", "rows=1 0:kv.id=6");
+    KEYS("SELECT * FROM kv WHERE id = 7::int8", "rows=1 0:kv.id=7");
+    KEYS("SELECT * FROM kv WHERE id = '-0012'", "rows=1 0:kv.id=-12");
+    KEYS("SELECT * FROM kv WHERE id = E'13'", "rows=1 0:kv.id=13");
+    /* Negative integers: the JSON tree loses their value; the text has it. */
+    KEYS("SELECT * FROM kv WHERE id = -5", "rows=1 0:kv.id=-5");
+    KEYS("SELECT * FROM kv WHERE id=-6", "rows=1 0:kv.id=-6");
+    KEYS("SELECT * FROM kv WHERE id = - (-7)", "rows=1 0:kv.id=7");
+    KEYS("SELECT * FROM kv WHERE id = -(-(-8))", "rows=1 0:kv.id=-8");
+    KEYS("SELECT * FROM kv WHERE id = - /* c */ 9", "rows=1 0:kv.id=-9");
+    KEYS("SELECT * FROM kv WHERE id = (-10)::int8", "rows=1 0:kv.id=-10");
+    KEYS("SELECT * FROM kv WHERE id = -0", "rows=1 0:kv.id=0");
+    KEYS("SELECT * FROM kv WHERE id = (11)", "rows=1 0:kv.id=11");
+    /* Not values. */
+    KEYS("SELECT * FROM kv WHERE id = -5::int8", "rows=1"); /* -(5::int8): an expression */
+    KEYS("SELECT * FROM kv WHERE id = 5.0", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = 1e3", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = '5 '", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = ' 5'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = '+5'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = '5.0'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = ''", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = '-'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = 'abc'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = U&'5'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = +5", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = 5::numeric", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = '5'::text", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = $1::int[]", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = $1::numeric(10)", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = $1::myschema.int8", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = $1::int::int8", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = NULL AND b = true AND c = B'101' AND d = X'1F'", "rows=1");
+    KEYS("SELECT * FROM kv WHERE id = $1[1]", "rows=1");
+}
+
+static void test_keys_int64_bounds(void)
+{
+    KEYS("SELECT * FROM kb WHERE id = 2147483647", "rows=1 0:kb.id=2147483647");
+    KEYS("SELECT * FROM kb WHERE id = 2147483648", "rows=1 0:kb.id=2147483648");
+    KEYS("SELECT * FROM kb WHERE id = 9000000000", "rows=1 0:kb.id=9000000000");
+    KEYS("SELECT * FROM kb WHERE id = 9223372036854775807", "rows=1 0:kb.id=9223372036854775807");
+    KEYS("SELECT * FROM kb WHERE id = 9223372036854775808", "rows=1");
+    KEYS("SELECT * FROM kb WHERE id = 99999999999999999999999", "rows=1");
+    KEYS("SELECT * FROM kb WHERE id = -2147483648", "rows=1 0:kb.id=-2147483648");
+    KEYS("SELECT * FROM kb WHERE id = -9223372036854775808", "rows=1 0:kb.id=-9223372036854775808");
+    KEYS("SELECT * FROM kb WHERE id = -9223372036854775809", "rows=1");
+    KEYS("SELECT * FROM kb WHERE id = '9223372036854775807'", "rows=1 0:kb.id=9223372036854775807");
+    KEYS("SELECT * FROM kb WHERE id = '9223372036854775808'", "rows=1");
+    KEYS("SELECT * FROM kb WHERE id = '-9223372036854775808'",
+         "rows=1 0:kb.id=-9223372036854775808");
+    KEYS("SELECT * FROM kb WHERE id = '-9223372036854775809'", "rows=1");
+    KEYS("SELECT * FROM kb WHERE id = 00000000000000000000042", "rows=1 0:kb.id=42");
+    KEYS("INSERT INTO kb (id, v) VALUES (9223372036854775808, 1)", "rows=1 0:kb.v=1");
+}
+
+/* Texts differing only in literal values share one cached verdict; the key
+ * values must still be those of the text at hand. */
+static void test_keys_literal_values_refresh_on_cache_hits(void)
+{
+    px_classify_result_t r;
+    classify_s("SELECT v FROM kr WHERE id = 1", MODE_CACHED, &r);
+    CU_ASSERT(!(r.flags & F_CACHED));
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 1);
+    classify_s("SELECT v FROM kr WHERE id = 2", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 2);
+    CU_ASSERT(!r.keys[0].is_param);
+    CU_ASSERT_STRING_EQUAL(px_classify_key_col(&r, 0), "id");
+    classify_s("SELECT  v FROM kr /* x */ WHERE id = 9000000000", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 9000000000LL);
+    /* Out of range in this text: no key for it; the next text has one again. */
+    classify_s("SELECT v FROM kr WHERE id = 9223372036854775808", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL(r.key_rows, 1);
+    CU_ASSERT_EQUAL(r.n_keys, 0);
+    classify_s("SELECT v FROM kr WHERE id = 3", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 3);
+
+    /* Negative literals, and several literals of which only some are keys. */
+    classify_s("SELECT v FROM kr WHERE a = -5 AND b > 10 AND c = 20", MODE_CACHED, &r);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 2);
+    CU_ASSERT_EQUAL(r.keys[0].value, -5);
+    CU_ASSERT_EQUAL(r.keys[1].value, 20);
+    classify_s("SELECT v FROM kr WHERE a = -6 AND b > 11 AND c = 21", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 2);
+    CU_ASSERT_EQUAL(r.keys[0].value, -6);
+    CU_ASSERT_EQUAL(r.keys[1].value, 21);
+
+    /* String literals. */
+    classify_s("SELECT v FROM kr WHERE id = '7'", MODE_CACHED, &r);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 7);
+    classify_s("SELECT v FROM kr WHERE id = '8'", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 8);
+    classify_s("SELECT v FROM kr WHERE id = 'eight'", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL(r.n_keys, 0);
+    CU_ASSERT_EQUAL(r.key_rows, 1);
+    classify_s("SELECT v FROM kr WHERE id = '-9'", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, -9);
+    /* The first text of a shape may be the one without a key. */
+    classify_s("SELECT v FROM kr WHERE id = 'x'::int8", MODE_CACHED, &r);
+    CU_ASSERT(!(r.flags & F_CACHED));
+    CU_ASSERT_EQUAL(r.n_keys, 0);
+    classify_s("SELECT v FROM kr WHERE id = '10'::int8", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 10);
+
+    /* INSERT rows. */
+    classify_s("INSERT INTO kr (id, v) VALUES (-1, 'a'), (2, '3')", MODE_CACHED, &r);
+    CU_ASSERT_EQUAL(r.key_rows, 2);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 3);
+    classify_s("INSERT INTO kr (id, v) VALUES (-4, '5'), (6, 'b')", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL(r.key_rows, 2);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 3);
+    CU_ASSERT(r.keys[0].row == 0 && r.keys[0].value == -4);
+    CU_ASSERT(r.keys[1].row == 0 && r.keys[1].value == 5);
+    CU_ASSERT_STRING_EQUAL(px_classify_key_col(&r, 1), "v");
+    CU_ASSERT(r.keys[2].row == 1 && r.keys[2].value == 6);
+
+    /* UPDATE and DELETE, parameters mixed in. */
+    classify_s("UPDATE kr SET v = 'x' WHERE id = 100 AND t = $1", MODE_CACHED, &r);
+    classify_s("UPDATE kr SET v = 'y' WHERE id = 200 AND t = $1", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 2);
+    CU_ASSERT_EQUAL(r.keys[0].value, 200);
+    CU_ASSERT(r.keys[1].is_param && r.keys[1].param == 1);
+    classify_s("DELETE FROM kr WHERE id = 300", MODE_CACHED, &r);
+    classify_s("DELETE FROM kr WHERE id = 301", MODE_CACHED, &r);
+    CU_ASSERT(r.flags & F_CACHED);
+    CU_ASSERT_EQUAL_FATAL(r.n_keys, 1);
+    CU_ASSERT_EQUAL(r.keys[0].value, 301);
+}
+
+/* Literal positions are kept for the first 256 literals of a text only. */
+static void test_keys_literal_after_many_others_gives_no_key(void)
+{
+    char sql[4096];
+    for (int before = 254; before <= 256; before++) {
+        int n = snprintf(sql, sizeof sql, "SELECT * FROM km WHERE a IN (0");
+        for (int i = 1; i < before; i++)
+            n += snprintf(sql + n, sizeof sql - (size_t)n, ",%d", i);
+        n += snprintf(sql + n, sizeof sql - (size_t)n, ") AND id = 77 AND k = $1");
+        px_classify_result_t u, c;
+        classify_n(sql, (size_t)n, MODE_UNCACHED, &u);
+        classify_n(sql, (size_t)n, MODE_CACHED, &c);
+        CU_ASSERT_EQUAL(u.key_rows, 1);
+        CU_ASSERT(keys_sane(&u) && keys_sane(&c));
+        CU_ASSERT_EQUAL(u.n_keys, c.n_keys);
+        /* the 77 is literal number before + 1 */
+        CU_ASSERT_EQUAL(u.n_keys, before < 256 ? 2 : 1);
+        CU_ASSERT(u.keys[u.n_keys - 1].is_param);
+        if (before < 256)
+            CU_ASSERT_EQUAL(u.keys[0].value, 77);
+    }
+}
+
+static void test_keys_column_names_that_do_not_fit(void)
+{
+    /* Identifiers are at most 63 bytes: four such names fill cols[256]
+     * exactly, a fifth does not fit and there is no key information. */
+    char sql[2048], col[63];
+    memset(col, 'c', sizeof col);
+    int n = snprintf(sql, sizeof sql, "SELECT * FROM kc WHERE ");
+    px_classify_result_t r;
+    for (int i = 1; i <= 5; i++) {
+        n += snprintf(sql + n, sizeof sql - (size_t)n, "%s%.62s%d = %d", i > 1 ? " AND " : "", col,
+                      i, i);
+        classify_n(sql, (size_t)n, MODE_UNCACHED, &r);
+        CU_ASSERT(keys_sane(&r));
+        CU_ASSERT_EQUAL(r.key_rows, i <= 4 ? 1 : 0);
+        CU_ASSERT_EQUAL(r.n_keys, i <= 4 ? i : 0);
+        CU_ASSERT_EQUAL(r.cols_len, i <= 4 ? 64 * i : 0);
+    }
+}
+
+/* Many shapes, each through the parser and through the cache: same keys. */
+static void test_keys_same_from_cache_as_from_parser(void)
+{
+    static const char *const texts[] = {
+        "SELECT * FROM kx WHERE id = 1 AND b = '2' AND c = -3 AND d = $1",
+        "SELECT * FROM kx WHERE id = -(4) AND e = '-5'::int8",
+        "UPDATE kx SET a = 1, b = '2' WHERE id = 3 AND c = -4",
+        "DELETE FROM kx WHERE id = '5' AND k = $2::int",
+        "INSERT INTO kx (a, b, c) VALUES (1, -2, '3'), ($1, 'x', 4.5)",
+        "SELECT * FROM kx WHERE id = 9223372036854775808 AND k = 1",
+    };
+    for (size_t i = 0; i < N_OF(texts); i++) {
+        px_classify_result_t u, c1, c2;
+        classify_s(texts[i], MODE_UNCACHED, &u);
+        classify_s(texts[i], MODE_CACHED, &c1);
+        classify_s(texts[i], MODE_CACHED, &c2);
+        char a[1024], b[1024], c[1024];
+        keys_str(&u, a, sizeof a);
+        keys_str(&c1, b, sizeof b);
+        keys_str(&c2, c, sizeof c);
+        CU_ASSERT_STRING_EQUAL(a, b);
+        CU_ASSERT_STRING_EQUAL(a, c);
+        CU_ASSERT(c2.flags & F_CACHED);
+        CU_ASSERT(u.key_rows > 0);
+    }
+}
+
 /* ---- bounds -------------------------------------------------------------------------- */
 
 static void test_every_prefix_and_suffix_stays_in_bounds(void)
@@ -1137,8 +1715,10 @@ static void test_every_prefix_and_suffix_stays_in_bounds(void)
             for (size_t k = 0; k <= n; k++) {
                 classify_n(sql, k, MODE_CACHED, &r);
                 CU_ASSERT(r.cls <= PX_CLASS_SESSION);
+                CU_ASSERT(keys_sane(&r));
                 classify_n(sql + k, n - k, MODE_UNCACHED, &r);
                 CU_ASSERT(r.rels_len <= PX_CLASSIFY_RELS_BYTES);
+                CU_ASSERT(keys_sane(&r));
             }
         }
     }
@@ -1164,6 +1744,7 @@ static void test_random_bytes_stay_in_bounds(void)
         }
         classify_n(buf, n, (iter & 2) ? MODE_CACHED : MODE_UNCACHED, &r);
         CU_ASSERT(r.cls <= PX_CLASS_SESSION);
+        CU_ASSERT(keys_sane(&r));
         if (r.cls == R)
             CU_ASSERT(!(r.flags & (F_PERR | F_COMPLEX)));
     }
@@ -1338,6 +1919,28 @@ static const test_entry_t cache_tests[] = {
     TE(test_threads_classify_concurrently),
 };
 
+static const test_entry_t dml_user_func_tests[] = {
+    TE(test_dml_flag_set_for_reads_and_plain_dml),
+    TE(test_dml_flag_clear_for_ddl_utility_and_side_effects),
+    TE(test_dml_flag_clear_for_volatile_user_function),
+    TE(test_user_function_sets_user_func_and_clears_cacheable),
+    TE(test_builtin_functions_are_not_user_funcs),
+    TE(test_catalog_pg_catalog_function_is_not_user_func),
+};
+
+static const test_entry_t key_tests[] = {
+    TE(test_keys_select_one_relation),
+    TE(test_keys_select_not_reported_for_complex_reads),
+    TE(test_keys_update_and_delete),
+    TE(test_keys_insert_values),
+    TE(test_keys_values_casts_and_params),
+    TE(test_keys_int64_bounds),
+    TE(test_keys_literal_values_refresh_on_cache_hits),
+    TE(test_keys_literal_after_many_others_gives_no_key),
+    TE(test_keys_column_names_that_do_not_fit),
+    TE(test_keys_same_from_cache_as_from_parser),
+};
+
 static const test_entry_t bounds_tests[] = {
     TE(test_every_prefix_and_suffix_stays_in_bounds),
     TE(test_random_bytes_stay_in_bounds),
@@ -1366,7 +1969,9 @@ int main(void)
     if (!ADD_SUITE("classify/classes", class_tests) ||
         !ADD_SUITE("classify/functions", function_tests) ||
         !ADD_SUITE("classify/relations_hints", rel_hint_tests) ||
-        !ADD_SUITE("classify/cache", cache_tests) || !ADD_SUITE("classify/bounds", bounds_tests)) {
+        !ADD_SUITE("classify/cache", cache_tests) ||
+        !ADD_SUITE("classify/dml_user_func", dml_user_func_tests) ||
+        !ADD_SUITE("classify/keys", key_tests) || !ADD_SUITE("classify/bounds", bounds_tests)) {
         CU_cleanup_registry();
         return 2;
     }
