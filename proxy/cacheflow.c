@@ -163,8 +163,7 @@ static bool parse_bind(px_span_t body, bind_info_t *bi)
  * only mean that integer: text "-?[0-9]+" (for an undeclared, integer or
  * numeric parameter) or a 2/4/8-byte binary value of a declared int2/int4/
  * int8 parameter. */
-static __attribute__((unused)) bool bind_int(const bind_info_t *bi, const parse_info_t *pi, int n,
-                                             int64_t *out)
+static bool bind_int(const bind_info_t *bi, const parse_info_t *pi, int n, int64_t *out)
 {
     if (!bi || n < 1 || n > bi->n_params)
         return false;
@@ -246,8 +245,7 @@ static bool add_tag(px_tag_t *tags, int *n, px_tag_t t)
 static int key_values(const px_classify_result_t *r, unsigned rel, const char *pk,
                       const bind_info_t *bi, const parse_info_t *pi, int64_t *vals, int cap)
 {
-#ifdef PX_CLASSIFY_MAX_KEYS
-    if (r->key_rows == 0 || r->key_rows > cap)
+    if (r->key_rows == 0 || r->key_rows > cap || r->key_rows > PX_CLASSIFY_MAX_KEYS)
         return 0;
     bool have[PX_CLASSIFY_MAX_KEYS] = {false};
     for (unsigned i = 0; i < r->n_keys; i++) {
@@ -270,15 +268,7 @@ static int key_values(const px_classify_result_t *r, unsigned rel, const char *p
         if (!have[i])
             return 0;
     return r->key_rows;
-#else
-    (void)r, (void)rel, (void)pk, (void)bi, (void)pi, (void)vals, (void)cap;
-    return 0;
-#endif
 }
-
-#ifndef PX_CLS_F_USER_FUNC
-#define PX_CLS_F_USER_FUNC 0
-#endif
 
 /* A relation the catalog does not know (made since the last load, or
  * outside the proxy): ask for a reload, at most once a second (the prober loads it at its next
@@ -355,10 +345,6 @@ static void note_bump(px_client_t *c, px_tag_t t, uint64_t gen)
     b->tags[b->n++] = t;
 }
 
-#ifndef PX_CLS_F_DML
-#define PX_CLS_F_DML 0
-#endif
-
 /* A statement text a client sends: bump what it may write. */
 static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const bind_info_t *bi,
                            const parse_info_t *pi)
@@ -376,8 +362,7 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
     if (!writes)
         return;
     uint64_t gen = px_health_generation();
-    bool dml = PX_CLS_F_DML != 0 && (r.flags & PX_CLS_F_DML) && r.n_stmts > 0 &&
-               !(r.flags & PX_CLS_F_RELS_TRUNCATED);
+    bool dml = (r.flags & PX_CLS_F_DML) && r.n_stmts > 0 && !(r.flags & PX_CLS_F_RELS_TRUNCATED);
     if (dml) {
         /* the relations it writes: by row when it names them by primary key */
         px_tag_t t[PX_CACHE_MAX_TAGS];

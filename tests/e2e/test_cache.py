@@ -249,7 +249,6 @@ def test_a_write_through_the_proxy_invalidates_at_once(proxy, tables):
         assert reader.execute(scan).fetchone() == (0, None)
 
 
-@pytest.mark.xfail(strict=True, reason="row tags need the classifier's key predicates")
 def test_a_keyed_write_leaves_other_rows_cached(proxy, tables):
     ep = cached(proxy)
     t = tables("k", "id int primary key, v text", "SELECT g, 'v' || g FROM generate_series(1, 10) g")
@@ -445,7 +444,6 @@ def test_volatile_and_time_dependent_statements_are_never_cached(proxy, tables):
         assert counts(ep)[0] == h0
 
 
-@pytest.mark.xfail(strict=True, reason="needs the classifier's user-function flag")
 def test_a_user_function_is_never_cached(proxy, tables):
     ep = cached(proxy)
     t = tables("uf", "id int primary key, v int", "VALUES (1, 1)")
