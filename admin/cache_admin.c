@@ -65,6 +65,7 @@ static void cache_stats(px_json_t *j, void *arg)
     px_json_kv_uint(j, "stores_too_big", st.store_too_big);
     px_json_kv_uint(j, "stores_replica_behind", st.store_replica_behind);
     px_json_kv_uint(j, "fills_not_cacheable", st.store_aborted);
+    px_json_kv_uint(j, "coalesced", st.coalesced);
     px_json_kv_uint(j, "evictions", st.evictions);
     px_json_kv_uint(j, "expired", st.expired);
     px_json_kv_uint(j, "invalidated", st.invalidated);

@@ -34,8 +34,15 @@
 #include "px_health.h"
 #include "px_metrics.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 /* A fill in progress: what will be stored when the unit's replies are in. */
 struct px_fill {
+    struct px_fill *next; /* the worker's in-flight chain */
+    px_worker_t *w;
+    uint64_t hash;     /* of the key material */
+    px_list_t waiters; /* clients waiting for this fill (through their link) */
     bool extended;
     bool has_parse;
     bool aborted;
@@ -62,10 +69,110 @@ struct px_txn_bumps {
 /* A client's cache state, allocated at its first use of the cache. */
 struct px_client_cache {
     struct px_fill *fill;      /* the unit in flight fills an entry */
+    struct px_fill *waiting;   /* an identical fill of another client it waits for */
+    bool woken;                /* on the worker's wake list */
     struct px_txn_bumps bumps; /* to bump again when the transaction ends */
     uint8_t *unnamed;          /* the last unnamed Parse body after its name */
     uint32_t unnamed_len;
 };
+
+/*
+ * Identical misses are coalesced per worker: while one client's fill of a
+ * key is in flight, others asking for the same key wait for it (linked into
+ * the fill's waiters through their idle `link`) and look up again when it
+ * ends, stored or not. Wake-ups go through the worker's async handle, never
+ * from inside the filler's processing.
+ */
+#define PX_INFLIGHT_BUCKETS 256
+struct px_worker_cache {
+    struct px_fill *inflight[PX_INFLIGHT_BUCKETS];
+    px_list_t wake; /* clients to process again */
+};
+
+static struct px_worker_cache *worker_cache(px_worker_t *w)
+{
+    if (!w->cache) {
+        w->cache = calloc(1, sizeof(*w->cache));
+        if (w->cache)
+            px_list_init(&w->cache->wake);
+    }
+    return w->cache;
+}
+
+static void inflight_del(struct px_fill *f)
+{
+    struct px_worker_cache *wc = f->w ? f->w->cache : NULL;
+    if (!wc)
+        return;
+    struct px_fill **pp = &wc->inflight[f->hash % PX_INFLIGHT_BUCKETS];
+    while (*pp && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = f->next;
+}
+
+static struct px_fill *inflight_find(px_worker_t *w, uint64_t h, const uint8_t *key, size_t len)
+{
+    struct px_worker_cache *wc = w->cache;
+    if (!wc)
+        return NULL;
+    for (struct px_fill *f = wc->inflight[h % PX_INFLIGHT_BUCKETS]; f; f = f->next)
+        if (f->hash == h && f->key_len == len && memcmp(f->key, key, len) == 0)
+            return f;
+    return NULL;
+}
+
+/* The fill ended: its waiters look up again on the next loop turn. */
+static void release_waiters(struct px_fill *f)
+{
+    inflight_del(f);
+    struct px_worker_cache *wc = f->w ? f->w->cache : NULL;
+    bool any = false;
+    while (!px_list_empty(&f->waiters)) {
+        px_list_t *l = f->waiters.next;
+        px_list_del(l);
+        px_client_t *c = px_container_of(l, px_client_t, link);
+        c->cache->waiting = NULL;
+        if (wc) {
+            c->cache->woken = true;
+            px_list_append(&wc->wake, &c->link);
+            any = true;
+        }
+    }
+    if (any)
+        uv_async_send(&f->w->wakeup);
+}
+
+static void fill_free(struct px_fill *f)
+{
+    release_waiters(f);
+    free(f->buf);
+    free(f);
+}
+
+void px_cacheflow_worker_wake(px_worker_t *w)
+{
+    struct px_worker_cache *wc = w->cache;
+    while (wc && !px_list_empty(&wc->wake)) {
+        px_list_t *l = wc->wake.next;
+        px_list_del(l);
+        px_client_t *c = px_container_of(l, px_client_t, link);
+        c->cache->woken = false;
+        if (c->state == PX_CLIENT_IDLE)
+            px_client_process(c);
+    }
+}
+
+void px_cacheflow_worker_free(px_worker_t *w)
+{
+    free(w->cache);
+    w->cache = NULL;
+}
+
+bool px_cacheflow_waiting(const px_client_t *c)
+{
+    return c->cache && (c->cache->waiting || c->cache->woken);
+}
 
 static struct px_client_cache *client_cache(px_client_t *c)
 {
@@ -656,17 +763,42 @@ static px_cacheflow_result_t arm_fill(px_client_t *c, const uint8_t *key, size_t
     }
     f->key_len = key_len;
     memcpy(f->key, key, key_len);
+    f->hash = XXH3_64bits(key, key_len);
+    px_list_init(&f->waiters);
+    struct px_worker_cache *wc = worker_cache(c->io.w);
+    if (wc) {
+        f->w = c->io.w;
+        f->next = wc->inflight[f->hash % PX_INFLIGHT_BUCKETS];
+        wc->inflight[f->hash % PX_INFLIGHT_BUCKETS] = f;
+    }
     cc->fill = f;
     px_cache_count(PX_CACHE_C_MISS, 1);
     return PX_CACHEFLOW_MISS;
+}
+
+/* A miss: wait for an identical fill in flight, or fill. */
+static px_cacheflow_result_t miss(px_client_t *c, const uint8_t *key, size_t key_len,
+                                  const px_tag_t *tags, int n_tags, bool extended, bool has_parse,
+                                  uint32_t ttl)
+{
+    struct px_fill *f = inflight_find(c->io.w, XXH3_64bits(key, key_len), key, key_len);
+    struct px_client_cache *cc;
+    if (f && (cc = client_cache(c))) {
+        cc->waiting = f;
+        px_list_append(&f->waiters, &c->link);
+        px_cache_count(PX_CACHE_C_COALESCED, 1);
+        return PX_CACHEFLOW_WAIT;
+    }
+    return arm_fill(c, key, key_len, tags, n_tags, extended, has_parse, ttl);
 }
 
 px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client)
 {
     px_worker_t *w = c->io.w;
     px_config_t *cfg = px_worker_cfg(w);
-    if (!cfg->cache_enabled || (c->cache && c->cache->fill) || c->pinned || c->cache_off ||
-        c->tx_status != 'I' || c->unsynced || c->io.pass_left || !px_cache_catalog_ready())
+    if (!cfg->cache_enabled || (c->cache && (c->cache->fill || c->cache->waiting)) || c->pinned ||
+        c->cache_off || c->tx_status != 'I' || c->unsynced || c->io.pass_left ||
+        !px_cache_catalog_ready())
         return PX_CACHEFLOW_BYPASS;
     px_iobuf_t *in = c->io.in;
     const uint8_t *p = in->data + in->rpos;
@@ -718,8 +850,8 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
             res = PX_CACHEFLOW_HIT;
             goto out;
         }
-        res = arm_fill(c, key, klen, tags, n_tags, false, false,
-                       r.cache_ttl > 0 ? (uint32_t)r.cache_ttl : 0);
+        res = miss(c, key, klen, tags, n_tags, false, false,
+                   r.cache_ttl > 0 ? (uint32_t)r.cache_ttl : 0);
         goto out;
     }
 
@@ -751,8 +883,8 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
         goto out;
     px_cache_entry_t *e = px_cache_get(key, klen);
     if (!e) {
-        res = arm_fill(c, key, klen, tags, n_tags, true, u.has_parse,
-                       r.cache_ttl > 0 ? (uint32_t)r.cache_ttl : 0);
+        res = miss(c, key, klen, tags, n_tags, true, u.has_parse,
+                   r.cache_ttl > 0 ? (uint32_t)r.cache_ttl : 0);
         goto out;
     }
     if (u.has_parse && u.parse_name.n > 0) {
@@ -929,8 +1061,7 @@ void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         } else if (!f->aborted) {
             px_cache_count(PX_CACHE_C_STORE_ABORTED, 1);
         }
-        free(f->buf);
-        free(f);
+        fill_free(f);
     }
     struct px_txn_bumps *b = &c->cache->bumps;
     if (status == 'I' && (b->n || b->epoch)) {
@@ -955,10 +1086,10 @@ void px_cacheflow_client_gone(px_client_t *c)
     struct px_client_cache *cc = c->cache;
     if (!cc)
         return;
-    if (cc->fill) {
-        free(cc->fill->buf);
-        free(cc->fill);
-    }
+    if (cc->fill)
+        fill_free(cc->fill);
+    if (cc->waiting || cc->woken)
+        px_list_del(&c->link);
     /* a write of its may still commit after it left: bump once more (the
      * server connection it leaves in the middle of a request is cancelled) */
     uint64_t gen = px_health_generation();

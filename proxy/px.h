@@ -475,6 +475,7 @@ struct px_worker {
     bool draining;           /* SIGTERM: no new clients; each leaves when its transaction ends */
     uint64_t drain_deadline; /* loop ms after which everyone still here is disconnected */
     px_stats_t stats;
+    struct px_worker_cache *cache; /* result-cache state of this loop (cacheflow.c) */
 };
 
 #define PX_TICK_MS 50
@@ -635,6 +636,7 @@ typedef enum px_cacheflow_result {
     PX_CACHEFLOW_HIT,        /* answered; the unit was consumed */
     PX_CACHEFLOW_MISS,       /* a fill is armed: send the unit on */
     PX_CACHEFLOW_FAILED,     /* could not queue the answer */
+    PX_CACHEFLOW_WAIT,       /* an identical fill is in flight: wait for it, then look up again */
 } px_cacheflow_result_t;
 /** At the start of a unit: answer it from the cache, or arm a fill. */
 px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client);
@@ -647,6 +649,11 @@ void px_cacheflow_capture_more(px_client_t *c, const uint8_t *p, size_t n);
 /** ReadyForQuery @p status reaches the client: store a fill, bump a finished transaction. */
 void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
 void px_cacheflow_client_gone(px_client_t *c);
+/** The client waits for another client's identical fill: do not process its input. */
+bool px_cacheflow_waiting(const px_client_t *c);
+/** Process the clients whose awaited fill ended (from the worker's async handle). */
+void px_cacheflow_worker_wake(px_worker_t *w);
+void px_cacheflow_worker_free(px_worker_t *w);
 /** A fill is armed: forwarded replies go through px_cacheflow_capture*. */
 bool px_cacheflow_filling(const px_client_t *c);
 

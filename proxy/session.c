@@ -1300,6 +1300,8 @@ void px_client_process(px_client_t *c)
             return;
         }
 
+        if (px_cacheflow_waiting(c))
+            break; /* an identical fill is in flight: its end wakes this client */
         if (!c->cache_seen && (hdr.type == 'Q' || hdr.type == 'P' || hdr.type == 'B') &&
             (!s || s->fifo.count == 0) && cfg->cache_enabled) {
             /* the first message of a unit: the result cache may answer it */
@@ -1312,6 +1314,10 @@ void px_client_process(px_client_t *c)
             if (cr == PX_CACHEFLOW_HIT) {
                 c->cache_seen = false;
                 continue;
+            }
+            if (cr == PX_CACHEFLOW_WAIT) {
+                c->cache_seen = false; /* looked up again when woken */
+                break;
             }
         }
         if (!s && hdr.type == 'Q' && answer_locally(c, body, &to_client)) {

@@ -175,6 +175,7 @@ static void wakeup_cb(uv_async_t *a)
         px_worker_cancel(w, cancels[i].pid, cancels[i].key);
     for (int i = 0; i < nh; i++)
         px_server_adopt(w, &handoffs[i]);
+    px_cacheflow_worker_wake(w);
     /* another worker may be asking for budget this worker holds idle */
     for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
         px_pool_offer_idle(p);
@@ -274,6 +275,7 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)
         px_log_warn(NULL, "worker %d: loop closed with handles still open", w->index);
+    px_cacheflow_worker_free(w);
     atomic_fetch_add(&w->shared->workers_done, 1);
     return NULL;
 }

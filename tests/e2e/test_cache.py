@@ -648,3 +648,35 @@ def test_a_temporary_table_shadowing_a_cached_one_is_read_not_the_cache(proxy, t
             assert c.execute(sql).fetchone() == ("temporary",)
     with ep.connect(autocommit=True) as other:
         assert other.execute(sql).fetchone() == ("public",)
+
+
+def test_identical_concurrent_misses_go_to_postgresql_once(proxy, tables):
+    ep = cached(proxy, WORKERS="1", DB_POOL_SIZE="8")
+    t = tables("co", "id int primary key", "SELECT g FROM generate_series(1, 3000) g")
+    with ep.connect(autocommit=True) as c:
+        until_cached(ep, c, "SELECT id FROM %s WHERE id = 1" % t)
+    # slow enough (a few hundred ms) that every client asks while the first runs
+    sql = "SELECT count(*) FROM %s a, generate_series(1, 1500) g WHERE a.id %% 7 <> g %% 5" % t
+    conns = [ep.connect(autocommit=True) for _ in range(6)]
+    try:
+        h0, m0 = counts(ep)
+        c0 = l1(ep)["coalesced"]
+        results, barrier = [], threading.Barrier(len(conns))
+
+        def run(conn):
+            barrier.wait()
+            results.append(conn.execute(sql).fetchone()[0])
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in conns]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        assert len(results) == 6 and len(set(results)) == 1, results
+        h1, m1 = counts(ep)
+        assert m1 - m0 == 1, (h1 - h0, m1 - m0)
+        assert h1 - h0 == 5
+        assert l1(ep)["coalesced"] - c0 >= 1
+    finally:
+        for c in conns:
+            c.close()
