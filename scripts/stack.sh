@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The throwaway test stack: PostgreSQL 15 primary + 2 streaming replicas + Redis,
-# all on 127.0.0.1, all living in one directory. PostgreSQL runs with ssl=on, using a
+# The throwaway test stack: PostgreSQL 15 primary + 2 streaming replicas + Redis + a 6-node
+# Redis Cluster (3 masters with a replica each; PX_REDIS_CLUSTER_NODES/_PORTS in env.sh), all
+# on 127.0.0.1, all living in one directory. PostgreSQL runs with ssl=on, using a
 # throwaway CA made by scripts/make-certs.sh in $PX_STACK_DIR/certs (PX_TLS_* in env.sh);
 # role fnx_ssl may only log in over TLS (hostssl), every other role either way.
 #
@@ -8,7 +9,8 @@
 #
 # Environment:
 #   PX_PORT_BASE     [55430]  primary=BASE, replica1=BASE+1, replica2=BASE+2, redis=BASE+3,
-#                             pgbouncer=BASE+4, proxy=BASE+5, proxy admin=BASE+6 (reserved)
+#                             pgbouncer=BASE+4, proxy=BASE+5, proxy admin=BASE+6 (reserved),
+#                             redis cluster nodes=BASE+20..BASE+25 (bus ports BASE+30..BASE+35)
 #   PX_STACK_DIR     [<repo>/.stack]  removed by `stop`; holds env.sh, logs, data, sockets
 #   PX_PGBIN         [/usr/lib/postgresql/15/bin]
 #   PX_STACK_TIMEOUT [90]     seconds to wait for each component to become ready
@@ -28,8 +30,9 @@ PX_STACK_DIR="$(realpath -m "${PX_STACK_DIR:-$ROOT/.stack}")"
 PX_PGBIN="${PX_PGBIN:-/usr/lib/postgresql/15/bin}"
 TIMEOUT="${PX_STACK_TIMEOUT:-90}"
 
-if ! [[ "$PX_PORT_BASE" =~ ^[0-9]+$ ]] || ((PX_PORT_BASE < 1024 || PX_PORT_BASE > 65529)); then
-    echo "stack: PX_PORT_BASE must be an integer in 1024..65529 (got '$PX_PORT_BASE')" >&2
+if ! [[ "$PX_PORT_BASE" =~ ^[0-9]+$ ]] || ((PX_PORT_BASE < 1024 || PX_PORT_BASE > 65500)); then
+    # The highest port is the last Redis Cluster node's bus port, BASE+35.
+    echo "stack: PX_PORT_BASE must be an integer in 1024..65500 (got '$PX_PORT_BASE')" >&2
     exit 2
 fi
 case "$PX_STACK_DIR" in
@@ -56,6 +59,17 @@ set_ports() {
     PGBOUNCER_PORT=$((PX_PORT_BASE + 4))
     PROXY_PORT=$((PX_PORT_BASE + 5))
     ADMIN_PORT=$((PX_PORT_BASE + 6))
+    # Redis Cluster: 6 nodes; each one's cluster bus port is set explicitly (--cluster-port)
+    # to port+10, not Redis' default port+10000, so the stack keeps to BASE..BASE+35 and
+    # cannot collide with another stack's ports.
+    CLUSTER_BUS_OFFSET=10
+    CLUSTER_PORTS=()
+    CLUSTER_BUS_PORTS=()
+    local i
+    for ((i = 0; i < 6; i++)); do
+        CLUSTER_PORTS+=($((PX_PORT_BASE + 20 + i)))
+        CLUSTER_BUS_PORTS+=($((PX_PORT_BASE + 20 + i + CLUSTER_BUS_OFFSET)))
+    done
 }
 set_ports
 
@@ -180,6 +194,36 @@ stop_redis() {
     fi
 }
 
+# Cluster nodes live in $D/redis-cluster/<port>, their --dir: is_ours tells them apart.
+cluster_dir() { echo "$D/redis-cluster/$1"; }
+
+stop_cluster() {
+    local i port dir pid pids=() ports=()
+    for port in "${CLUSTER_PORTS[@]}"; do
+        dir="$(cluster_dir "$port")"
+        pid=""
+        if [[ -f "$dir/redis.pid" ]]; then
+            pid="$(cat "$dir/redis.pid")"
+        elif [[ -f "$PIDDIR/redis-cluster-$port" ]]; then
+            pid="$(cat "$PIDDIR/redis-cluster-$port")"
+        fi
+        [[ -n "$pid" ]] || continue
+        is_ours "$pid" redis-server "$dir" || continue
+        log "stopping redis cluster node :$port (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        pids+=("$pid")
+        ports+=("$port")
+    done
+    for ((i = 0; i < ${#pids[@]}; i++)); do
+        pid="${pids[i]}"
+        if ! wait_gone "$pid" 10; then
+            warn "redis cluster node :${ports[i]} (pid $pid) did not stop, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_gone "$pid" 5 || warn "redis cluster node :${ports[i]} (pid $pid) still alive"
+        fi
+    done
+}
+
 do_stop() {
     [[ -e "$D" ]] || return 0
     if [[ ! -f "$MARKER" ]]; then
@@ -192,6 +236,7 @@ do_stop() {
     stop_pg replica1
     stop_pg primary
     stop_redis
+    stop_cluster
     if [[ "$root" != "$D" && "$root" == /tmp/fnx-stack.* ]]; then
         rm -rf "$root"
     fi
@@ -230,11 +275,13 @@ wait_for() {
 # already in use" is retried for a while.
 BIND_RETRIES="${PX_STACK_BIND_RETRIES:-30}"
 
-# Ask the kernel not to hand our ports (BASE..BASE+6) out as ephemeral client ports
-# (net.ipv4.ip_local_reserved_ports; appended to, never replaced; harmless to leave set).
-# Listening on a reserved port works as usual. Skipped where /proc/sys is read-only.
+# Ask the kernel not to hand our ports (BASE..BASE+6 by default; reserve_ports LO HI for
+# another range) out as ephemeral client ports (net.ipv4.ip_local_reserved_ports; appended
+# to, never replaced; harmless to leave set). Listening on a reserved port works as usual.
+# Skipped where /proc/sys is read-only.
 reserve_ports() {
-    local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur lo=$PX_PORT_BASE hi=$((PX_PORT_BASE + 6))
+    local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur
+    local lo="${1:-$PX_PORT_BASE}" hi="${2:-$((PX_PORT_BASE + 6))}"
     [[ -w "$f" ]] || return 0
     (
         flock -w 10 9 || exit 0
@@ -307,6 +354,107 @@ redis_start() {
     done
 }
 
+# cluster_start: six cluster-enabled redis-servers (started together, each retried on a busy
+# port), joined into 3 masters + 3 replicas by redis-cli --cluster create; returns once
+# every node reports cluster_state:ok with all slots served and every replica is in sync.
+cluster_start() {
+    local attempt port dir pid deadline busy pending=("${CLUSTER_PORTS[@]}") nodes=()
+    local -A seen=()
+    mkdir -p "$D/redis-cluster"
+    for ((attempt = 1; ${#pending[@]} > 0; attempt++)); do
+        for port in "${pending[@]}"; do
+            dir="$(cluster_dir "$port")"
+            mkdir -p "$dir"
+            seen[$port]="$(wc -l 2>/dev/null <"$dir/redis.log" || echo 0)"
+            rm -f "$dir/redis.pid" "$dir/nodes.conf"
+            redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
+                --cluster-enabled yes --cluster-port $((port + CLUSTER_BUS_OFFSET)) \
+                --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+                --save '' --appendonly no --repl-diskless-sync-delay 0 \
+                --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" \
+                --logfile "$dir/redis.log" --loglevel notice </dev/null >/dev/null 2>&1 || true
+        done
+        busy=()
+        deadline=$((SECONDS + TIMEOUT))
+        for port in "${pending[@]}"; do
+            dir="$(cluster_dir "$port")"
+            while :; do
+                pid="$(cat "$dir/redis.pid" 2>/dev/null || true)"
+                if [[ -n "$pid" ]] && cluster_node_pong "$port"; then
+                    echo "$pid" >"$PIDDIR/redis-cluster-$port"
+                    break
+                fi
+                # It exits before writing its pidfile when it cannot listen (either port).
+                if tail -n +"$((seen[$port] + 1))" "$dir/redis.log" 2>/dev/null |
+                    grep -q 'Address already in use'; then
+                    busy+=("$port")
+                    break
+                fi
+                if ((SECONDS >= deadline)); then
+                    warn "redis cluster node failed to start on port $port (see $dir/redis.log)"
+                    return 1
+                fi
+                sleep 0.1
+            done
+        done
+        pending=("${busy[@]}")
+        if ((${#pending[@]} > 0)); then
+            if ((attempt >= BIND_RETRIES)); then
+                warn "redis cluster: ports ${pending[*]} (or their bus ports," \
+                    "+$CLUSTER_BUS_OFFSET) stay busy"
+                return 1
+            fi
+            log "redis cluster: ports ${pending[*]} busy (a client's ephemeral port?)," \
+                "retrying in 1s"
+            sleep 1
+        fi
+    done
+
+    for port in "${CLUSTER_PORTS[@]}"; do
+        nodes+=("127.0.0.1:$port")
+    done
+    if ! timeout "$TIMEOUT" redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 \
+        --cluster-yes </dev/null >"$D/redis-cluster/create.log" 2>&1; then
+        warn "redis-cli --cluster create failed"
+        tail -n 25 "$D/redis-cluster/create.log" >&2 || true
+        return 1
+    fi
+    for port in "${CLUSTER_PORTS[@]}"; do
+        wait_for "redis cluster node :$port to report cluster_state:ok" cluster_node_ok "$port"
+    done
+    wait_for "3 redis cluster replicas in sync with their masters" cluster_replicas_synced
+}
+
+cluster_cli() { # port args...
+    local port="$1"
+    shift
+    timeout 5 redis-cli -h 127.0.0.1 -p "$port" "$@"
+}
+
+cluster_node_pong() {
+    [[ "$(cluster_cli "$1" ping 2>/dev/null)" == PONG ]]
+}
+
+cluster_node_ok() {
+    local info
+    info="$(cluster_cli "$1" cluster info 2>/dev/null | tr -d '\r')" || return 1
+    grep -qx 'cluster_state:ok' <<<"$info" &&
+        grep -qx 'cluster_slots_ok:16384' <<<"$info" &&
+        grep -qx 'cluster_known_nodes:6' <<<"$info" &&
+        grep -qx 'cluster_size:3' <<<"$info"
+}
+
+cluster_replicas_synced() {
+    local port n=0
+    for port in "${CLUSTER_PORTS[@]}"; do
+        if cluster_cli "$port" info replication 2>/dev/null | tr -d '\r' |
+            grep -qx 'master_link_status:up'; then
+            n=$((n + 1))
+        fi
+    done
+    ((n == 3))
+}
+
 replica_ready() { # port lsn
     [[ "$(psql_at "$1" postgres -c "SELECT pg_is_in_recovery()
             AND pg_last_wal_replay_lsn() >= '$2'::pg_lsn
@@ -362,7 +510,9 @@ do_start() {
     fi
 
     reserve_ports
-    for p in "$PG_PORT" "$REPLICA1_PORT" "$REPLICA2_PORT" "$REDIS_PORT"; do
+    reserve_ports "${CLUSTER_PORTS[0]}" "${CLUSTER_BUS_PORTS[5]}"
+    for p in "$PG_PORT" "$REPLICA1_PORT" "$REPLICA2_PORT" "$REDIS_PORT" "${CLUSTER_PORTS[@]}" \
+        "${CLUSTER_BUS_PORTS[@]}"; do
         if port_in_use "$p"; then
             warn "port $p on 127.0.0.1 is already in use; pick another PX_PORT_BASE"
             exit 1
@@ -489,6 +639,10 @@ EOF
     log "starting redis on 127.0.0.1:$REDIS_PORT"
     redis_start
 
+    log "starting redis cluster on 127.0.0.1:${CLUSTER_PORTS[0]}..${CLUSTER_PORTS[5]}" \
+        "(3 masters + 3 replicas)"
+    cluster_start
+
     # A WAL-logged change made after both replicas are up: seeing it replayed proves that
     # streaming works, not just that the base backup was taken after the roles existed.
     psql_at "$PG_PORT" postgres -c "COMMENT ON DATABASE fnx IS 'fastnext-proxy test stack'"
@@ -509,6 +663,10 @@ EOF
         printf 'export PX_PG_REPLICA1_PORT=%q\n' "$REPLICA1_PORT"
         printf 'export PX_PG_REPLICA2_PORT=%q\n' "$REPLICA2_PORT"
         printf 'export PX_REDIS_PORT=%q\n' "$REDIS_PORT"
+        # digits, dots, colons, commas and spaces only: plain single quotes are exact
+        printf "export PX_REDIS_CLUSTER_NODES='%s'\n" \
+            "$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//')"
+        printf "export PX_REDIS_CLUSTER_PORTS='%s'\n" "${CLUSTER_PORTS[*]}"
         printf 'export PX_PGBOUNCER_PORT=%q\n' "$PGBOUNCER_PORT"
         printf 'export PX_PROXY_PORT=%q\n' "$PROXY_PORT"
         printf 'export PX_ADMIN_PORT=%q\n' "$ADMIN_PORT"
@@ -522,7 +680,8 @@ EOF
 
     trap - EXIT
     log "ready in $((SECONDS - t0))s: primary :$PG_PORT, replicas :$REPLICA1_PORT :$REPLICA2_PORT," \
-        "redis :$REDIS_PORT; env in $D/env.sh"
+        "redis :$REDIS_PORT, redis cluster :${CLUSTER_PORTS[0]}-:${CLUSTER_PORTS[5]};" \
+        "env in $D/env.sh"
 }
 
 do_status() {
@@ -555,6 +714,16 @@ do_status() {
         printf '%-9s DOWN  127.0.0.1:%s\n' redis "$REDIS_PORT"
         ok=1
     fi
+    for port in "${CLUSTER_PORTS[@]}"; do
+        pid="$(cat "$(cluster_dir "$port")/redis.pid" 2>/dev/null || true)"
+        if is_ours "$pid" redis-server "$(cluster_dir "$port")" && cluster_node_ok "$port"; then
+            printf '%-9s up    pid %-8s 127.0.0.1:%s role=%s\n' cluster "$pid" "$port" \
+                "$(cluster_cli "$port" role 2>/dev/null | head -n1)"
+        else
+            printf '%-9s DOWN  127.0.0.1:%s\n' cluster "$port"
+            ok=1
+        fi
+    done
     return $ok
 }
 
