@@ -33,15 +33,19 @@ static void cache_stats(px_json_t *j, void *arg)
     (void)arg;
     px_cache_stats_t st;
     px_cache_config_t cfg;
+    px_cachesync_stats_t ss;
     px_cache_stats(&st);
     px_cache_get_config(&cfg);
-    px_json_kv_double(j, "hit_ratio", ratio(st.hits, st.misses));
-    px_json_kv_uint(j, "total_hits", st.hits);
+    px_cachesync_stats(&ss);
+    uint64_t hits = st.hits + st.l2_hits;
+    px_json_kv_double(j, "hit_ratio", ratio(hits, st.misses));
+    px_json_kv_uint(j, "total_hits", hits);
     px_json_kv_uint(j, "total_misses", st.misses);
     px_json_kv_uint(j, "memory_usage", st.bytes);
     px_json_kv_uint(j, "entries", st.entries);
     px_json_kv_uint(j, "invalidations", st.bumps);
     px_json_kv_bool(j, "catalog_loaded", px_cache_catalog_ready());
+    px_json_kv_bool(j, "serving", px_cache_synced());
     px_json_key(j, "warm");
     px_json_obj(j);
     px_json_kv_uint(j, "runs", atomic_load(&g_warm_runs));
@@ -53,9 +57,9 @@ static void cache_stats(px_json_t *j, void *arg)
     px_json_obj(j);
     px_json_key(j, "l1");
     px_json_obj(j);
-    px_json_kv_double(j, "hit_ratio", ratio(st.hits, st.misses));
+    px_json_kv_double(j, "hit_ratio", ratio(st.hits, st.misses + st.l2_hits));
     px_json_kv_uint(j, "hits", st.hits);
-    px_json_kv_uint(j, "misses", st.misses);
+    px_json_kv_uint(j, "misses", st.misses + st.l2_hits);
     px_json_kv_uint(j, "entries", st.entries);
     px_json_kv_uint(j, "memory_usage", st.bytes);
     px_json_kv_uint(j, "max_size", cfg.max_bytes);
@@ -71,6 +75,22 @@ static void cache_stats(px_json_t *j, void *arg)
     px_json_kv_uint(j, "invalidated", st.invalidated);
     px_json_kv_double(j, "hit_latency_us_avg",
                       st.hit_samples ? (double)st.hit_ns_sum / (double)st.hit_samples / 1000.0 : 0);
+    px_json_obj_end(j);
+    px_json_key(j, "l2");
+    px_json_obj(j);
+    uint64_t l2_miss = ss.l2_misses + ss.l2_refused + ss.l2_errors;
+    px_json_kv_bool(j, "configured", ss.configured);
+    px_json_kv_bool(j, "invalidation_channel_up", ss.configured && ss.synced);
+    px_json_kv_double(j, "hit_ratio", ratio(ss.l2_hits, l2_miss));
+    px_json_kv_uint(j, "hits", ss.l2_hits);
+    px_json_kv_uint(j, "misses", l2_miss);
+    px_json_kv_uint(j, "refused_stale", ss.l2_refused);
+    px_json_kv_uint(j, "errors", ss.l2_errors);
+    px_json_kv_uint(j, "stores", ss.l2_sets);
+    px_json_kv_uint(j, "invalidations_published", ss.published);
+    px_json_kv_uint(j, "invalidations_received", ss.received);
+    px_json_kv_double(j, "latency_us_avg",
+                      ss.l2_samples ? (double)ss.l2_ns_sum / (double)ss.l2_samples / 1000.0 : 0);
     px_json_obj_end(j);
     px_json_obj_end(j);
 }
@@ -129,10 +149,12 @@ static int cache_invalidate(const char *body, size_t len, px_json_t *j, void *ar
         return 400;
     }
     uint64_t gen = px_health_generation();
-    int bumped = 0;
+    int bumped = 0, np = 0;
+    px_tag_t pub[64 * PX_CACHE_MAX_BASES];
     for (int i = 0; i < n; i++) {
         if (strcmp(tags[i], "*") == 0) {
             px_cache_bump_all(gen);
+            pub[np++] = px_cache_tag_epoch();
             bumped++;
             continue;
         }
@@ -140,13 +162,16 @@ static int cache_invalidate(const char *body, size_t len, px_json_t *j, void *ar
         px_cache_rel_t rel;
         if (px_cache_catalog_lookup(tags[i], &rel) && rel.n_bases > 0) {
             for (int b = 0; b < rel.n_bases; b++)
-                px_cache_tag_bump(px_cache_tag_all(rel.bases[b]), gen);
+                pub[np++] = px_cache_tag_all(rel.bases[b]);
         } else {
             const char *dot = strrchr(tags[i], '.');
-            px_cache_tag_bump(px_cache_tag_all(dot ? dot + 1 : tags[i]), gen);
+            pub[np++] = px_cache_tag_all(dot ? dot + 1 : tags[i]);
         }
         bumped++;
     }
+    for (int i = 0; i < np; i++)
+        px_cache_tag_bump(pub[i], gen);
+    px_cachesync_queue_publish(g_sh, pub, np);
     px_json_obj(j);
     px_json_kv_int(j, "invalidated_tags", bumped);
     px_json_obj_end(j);
@@ -156,7 +181,9 @@ static int cache_invalidate(const char *body, size_t len, px_json_t *j, void *ar
 static int cache_clear(px_json_t *j, void *arg)
 {
     (void)arg;
+    px_tag_t e = px_cache_tag_epoch();
     px_cache_bump_all(px_health_generation());
+    px_cachesync_queue_publish(g_sh, &e, 1);
     uint64_t n = px_cache_clear();
     px_json_obj(j);
     px_json_kv_uint(j, "cleared_entries", n);
@@ -169,16 +196,31 @@ static void cache_metrics(px_metrics_buf_t *b, void *arg)
     (void)arg;
     px_cache_stats_t st;
     px_cache_stats(&st);
+    px_cachesync_stats_t ss;
+    px_cachesync_stats(&ss);
+    uint64_t l2_miss = ss.l2_misses + ss.l2_refused + ss.l2_errors;
     px_metrics_label_t l1[] = {{"level", "l1"}};
+    px_metrics_label_t l2[] = {{"level", "l2"}};
     px_metrics_family(b, "fastnext_cache_hits_total", "counter",
                       "Cacheable statements answered from the cache, by level.");
     px_metrics_sample_u64(b, "fastnext_cache_hits_total", l1, 1, st.hits);
+    px_metrics_sample_u64(b, "fastnext_cache_hits_total", l2, 1, ss.l2_hits);
     px_metrics_family(b, "fastnext_cache_misses_total", "counter",
                       "Cacheable statements the cache could not answer, by level.");
-    px_metrics_sample_u64(b, "fastnext_cache_misses_total", l1, 1, st.misses);
+    px_metrics_sample_u64(b, "fastnext_cache_misses_total", l1, 1, st.misses + st.l2_hits);
+    px_metrics_sample_u64(b, "fastnext_cache_misses_total", l2, 1, l2_miss);
     px_metrics_family(b, "fastnext_cache_hit_ratio", "gauge",
                       "Hits / (hits + misses) since start, by level.");
-    px_metrics_sample(b, "fastnext_cache_hit_ratio", l1, 1, ratio(st.hits, st.misses));
+    px_metrics_sample(b, "fastnext_cache_hit_ratio", l1, 1, ratio(st.hits, st.misses + st.l2_hits));
+    px_metrics_sample(b, "fastnext_cache_hit_ratio", l2, 1, ratio(ss.l2_hits, l2_miss));
+    px_metrics_family(b, "fastnext_redis_hit_ratio", "gauge",
+                      "Hits / lookups of the Redis level (L2) since start.");
+    px_metrics_sample(b, "fastnext_redis_hit_ratio", NULL, 0, ratio(ss.l2_hits, l2_miss));
+    px_metrics_family(b, "fastnext_cache_invalidation_channel_up", "gauge",
+                      "1 while the cross-instance invalidation channel is subscribed (or not "
+                      "needed), 0 while the cache steps aside.");
+    px_metrics_sample_u64(b, "fastnext_cache_invalidation_channel_up", NULL, 0,
+                          px_cache_synced() ? 1 : 0);
     px_metrics_family(b, "fastnext_cache_bytes", "gauge", "Bytes held by cached results.");
     px_metrics_sample_u64(b, "fastnext_cache_bytes", l1, 1, st.bytes);
     px_metrics_family(b, "fastnext_cache_entries", "gauge", "Cached results.");

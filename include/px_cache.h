@@ -80,6 +80,31 @@ void px_cache_bump_all(uint64_t health_gen);
 /** Health generation of the last bump of @p t (0: never bumped since start). */
 uint64_t px_cache_tag_bump_gen(px_tag_t t);
 
+/** Wall-clock milliseconds (for comparing with other instances). */
+uint64_t px_cache_wall_ms(void);
+/**
+ * Apply a bump another instance made at its wall-clock time @p wall_ms
+ * (received through the invalidation channel): the version moves, and the
+ * slot remembers the latest bump time it has heard of.
+ */
+void px_cache_tag_bump_remote(px_tag_t t, uint64_t wall_ms, uint64_t health_gen);
+/** Wall-clock time of the latest bump of @p t's slot known here (0: none). */
+uint64_t px_cache_tag_last_bump_ms(px_tag_t t);
+
+/**
+ * Cross-instance state. With a shared level or other instances (Redis
+ * configured), the cache may only serve while it hears every instance's
+ * invalidations: px_cache_set_synced(false) when the channel is lost (every
+ * entry is dropped from service and nothing is looked up or filled),
+ * px_cache_set_synced(true) once subscribed again (entries filled before are
+ * dropped once more, and L2 entries filled before this moment are refused).
+ * Without Redis the cache is synced from the start.
+ */
+void px_cache_set_synced(bool synced, uint64_t health_gen);
+bool px_cache_synced(void);
+/** Wall-clock time since which the channel has been heard without a gap. */
+uint64_t px_cache_synced_since_ms(void);
+
 /**
  * Replica freshness: a result read from a replica may be cached only if the
  * replica has replayed every write that bumped one of its tags. The caller
@@ -188,6 +213,7 @@ typedef struct px_cache_stats {
     uint64_t bumps;                           /* tag bumps (local and received) */
     uint64_t hit_ns_sum, hit_samples;         /* time to serve a hit from L1 */
     uint64_t coalesced;                       /* misses that waited for an identical fill */
+    uint64_t l2_hits;                         /* answered from L2 (copied into L1 first) */
 } px_cache_stats_t;
 
 void px_cache_stats(px_cache_stats_t *out);
@@ -199,6 +225,7 @@ typedef enum px_cache_counter {
     PX_CACHE_C_STORE_REPLICA_BEHIND,
     PX_CACHE_C_STORE_ABORTED,
     PX_CACHE_C_COALESCED,
+    PX_CACHE_C_L2_HIT, /* answered from an entry another instance filled (via L2) */
     PX_CACHE_C_COUNT,
 } px_cache_counter_t;
 void px_cache_count(px_cache_counter_t c, uint64_t n);

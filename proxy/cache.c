@@ -45,6 +45,9 @@ uint64_t px_cache_now_ms(void)
 
 static _Atomic uint64_t *g_versions; /* PX_TAG_SLOTS */
 static _Atomic uint64_t *g_bump_gen; /* PX_TAG_SLOTS */
+static _Atomic uint64_t *g_bump_ms;  /* PX_TAG_SLOTS: wall time of the latest bump heard of */
+static _Atomic bool g_synced = true;
+static _Atomic uint64_t g_synced_since;
 
 /* Replica freshness: per slot, the primary LSN a round after the slot's last
  * bump saw, remembered for that bump's generation. Rare path (replica fills):
@@ -103,11 +106,66 @@ uint64_t px_cache_tag_version(px_tag_t t)
     return atomic_load_explicit(&g_versions[slot_of(t)], memory_order_acquire);
 }
 
+uint64_t px_cache_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void note_bump_ms(uint32_t s, uint64_t ms)
+{
+    uint64_t cur = atomic_load_explicit(&g_bump_ms[s], memory_order_relaxed);
+    while (cur < ms && !atomic_compare_exchange_weak_explicit(
+                           &g_bump_ms[s], &cur, ms, memory_order_release, memory_order_relaxed)) {
+    }
+}
+
+void px_cache_tag_bump_remote(px_tag_t t, uint64_t wall_ms, uint64_t health_gen)
+{
+    if (!g_versions)
+        return;
+    uint32_t s = slot_of(t);
+    note_bump_ms(s, wall_ms);
+    /* the write committed before its message left: a health round that
+     * starts after now sees the primary past it */
+    atomic_store_explicit(&g_bump_gen[s], health_gen, memory_order_release);
+    atomic_fetch_add_explicit(&g_versions[s], 1, memory_order_acq_rel);
+    atomic_fetch_add_explicit(&g_stat_bumps, 1, memory_order_relaxed);
+}
+
+uint64_t px_cache_tag_last_bump_ms(px_tag_t t)
+{
+    if (!g_bump_ms)
+        return 0;
+    return atomic_load_explicit(&g_bump_ms[slot_of(t)], memory_order_acquire);
+}
+
+void px_cache_set_synced(bool synced, uint64_t health_gen)
+{
+    /* either way, what was filled before cannot be vouched for */
+    px_cache_tag_bump_remote(px_cache_tag_epoch(), px_cache_wall_ms(), health_gen);
+    if (synced)
+        atomic_store(&g_synced_since, px_cache_wall_ms());
+    atomic_store(&g_synced, synced);
+}
+
+bool px_cache_synced(void)
+{
+    return atomic_load_explicit(&g_synced, memory_order_acquire);
+}
+
+uint64_t px_cache_synced_since_ms(void)
+{
+    return atomic_load(&g_synced_since);
+}
+
 void px_cache_tag_bump(px_tag_t t, uint64_t health_gen)
 {
     if (!g_versions)
         return;
     uint32_t s = slot_of(t);
+    note_bump_ms(s, px_cache_wall_ms());
     /* the generation first: a reader that sees the new version also sees
      * a generation at least as new */
     atomic_store_explicit(&g_bump_gen[s], health_gen, memory_order_release);
@@ -210,10 +268,12 @@ static void init_once(void)
 {
     g_versions = calloc(PX_TAG_SLOTS, sizeof(*g_versions));
     g_bump_gen = calloc(PX_TAG_SLOTS, sizeof(*g_bump_gen));
+    g_bump_ms = calloc(PX_TAG_SLOTS, sizeof(*g_bump_ms));
     g_need_gen = calloc(PX_TAG_SLOTS, sizeof(*g_need_gen));
     g_need_lsn = calloc(PX_TAG_SLOTS, sizeof(*g_need_lsn));
-    if (!g_versions || !g_bump_gen || !g_need_gen || !g_need_lsn)
+    if (!g_versions || !g_bump_gen || !g_bump_ms || !g_need_gen || !g_need_lsn)
         return;
+    atomic_store(&g_synced_since, px_cache_wall_ms());
     for (int i = 0; i < PX_NEED_STRIPES; i++)
         pthread_mutex_init(&g_need_lock[i], NULL);
     for (int i = 0; i < PX_SHARDS; i++) {
@@ -527,6 +587,7 @@ void px_cache_stats(px_cache_stats_t *o)
     o->store_replica_behind = LD(g_stat[PX_CACHE_C_STORE_REPLICA_BEHIND]);
     o->store_aborted = LD(g_stat[PX_CACHE_C_STORE_ABORTED]);
     o->coalesced = LD(g_stat[PX_CACHE_C_COALESCED]);
+    o->l2_hits = LD(g_stat[PX_CACHE_C_L2_HIT]);
     o->stores = LD(g_stat_stores);
     o->store_raced = LD(g_stat_raced);
     o->store_too_big = LD(g_stat_too_big);

@@ -49,6 +49,7 @@ struct px_fill {
     bool complete;      /* CommandComplete captured */
     bool capturing_msg; /* the message being streamed is captured */
     uint32_t ttl;
+    uint64_t fill_ms; /* wall clock when its tag versions were read (for L2) */
     int n_tags;
     px_tag_t tags[PX_CACHE_MAX_TAGS];
     uint64_t versions[PX_CACHE_MAX_TAGS];
@@ -70,6 +71,9 @@ struct px_txn_bumps {
 struct px_client_cache {
     struct px_fill *fill;      /* the unit in flight fills an entry */
     struct px_fill *waiting;   /* an identical fill of another client it waits for */
+    void *l2_pending;          /* an L2 lookup in flight for its unit */
+    bool l2_checked;           /* L2 was asked for this unit: fill on a miss */
+    bool l2_stored;            /* ... and answered: the next L1 hit is an L2 hit */
     bool woken;                /* on the worker's wake list */
     struct px_txn_bumps bumps; /* to bump again when the transaction ends */
     uint8_t *unnamed;          /* the last unnamed Parse body after its name */
@@ -171,7 +175,18 @@ void px_cacheflow_worker_free(px_worker_t *w)
 
 bool px_cacheflow_waiting(const px_client_t *c)
 {
-    return c->cache && (c->cache->waiting || c->cache->woken);
+    return c->cache && (c->cache->waiting || c->cache->woken || c->cache->l2_pending);
+}
+
+/* Put @p c on its worker's wake list (it looks up again on the next turn). */
+static void wake(px_client_t *c)
+{
+    struct px_worker_cache *wc = worker_cache(c->io.w);
+    if (!wc || c->cache->woken)
+        return;
+    c->cache->woken = true;
+    px_list_append(&wc->wake, &c->link);
+    uv_async_send(&c->io.w->wakeup);
 }
 
 static struct px_client_cache *client_cache(px_client_t *c)
@@ -427,6 +442,8 @@ static bool read_tags(const px_classify_result_t *r, const bind_info_t *bi, cons
 
 /* ---- writes ------------------------------------------------------------------------ */
 
+/* Bump @p t here (and remember it for the end of the transaction); the
+ * caller publishes what it bumped to the other instances. */
 static void note_bump(px_client_t *c, px_tag_t t, uint64_t gen)
 {
     px_cache_tag_bump(t, gen);
@@ -450,6 +467,13 @@ static void note_bump(px_client_t *c, px_tag_t t, uint64_t gen)
         return;
     }
     b->tags[b->n++] = t;
+}
+
+static void bump_everything(px_client_t *c, uint64_t gen)
+{
+    px_tag_t e = px_cache_tag_epoch();
+    note_bump(c, e, gen);
+    px_cachesync_publish(c->io.w, &e, 1);
 }
 
 /* A statement text a client sends: bump what it may write. */
@@ -504,10 +528,11 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
         if (dml && any) {
             for (int i = 0; i < n; i++)
                 note_bump(c, t[i], gen);
+            px_cachesync_publish(c->io.w, t, n);
             return;
         }
     }
-    note_bump(c, px_cache_tag_epoch(), gen);
+    bump_everything(c, gen);
     if (!(r.flags & PX_CLS_F_DML) && r.cls != PX_CLASS_UNKNOWN)
         px_health_refresh_catalog(); /* DDL: views and keys may have changed */
 }
@@ -554,7 +579,7 @@ void px_cacheflow_on_client_msg(px_client_t *c, const px_msg_hdr_t *hdr, px_span
         bind_info_t bi;
         px_span_t portal, stmt;
         if (!px_codec_parse_bind_names(body, &portal, &stmt) || !parse_bind(body, &bi)) {
-            note_bump(c, px_cache_tag_epoch(), px_health_generation());
+            bump_everything(c, px_health_generation());
             break;
         }
         parse_info_t pi;
@@ -567,11 +592,11 @@ void px_cacheflow_on_client_msg(px_client_t *c, const px_msg_hdr_t *hdr, px_span
         if (ok)
             note_statement(c, pi.text, pi.text_len, &bi, &pi);
         else
-            note_bump(c, px_cache_tag_epoch(), px_health_generation());
+            bump_everything(c, px_health_generation());
         break;
     }
     case 'F':
-        note_bump(c, px_cache_tag_epoch(), px_health_generation());
+        bump_everything(c, px_health_generation());
         break;
     default:
         break;
@@ -736,7 +761,11 @@ static bool read_unit(px_client_t *c, const px_config_t *cfg, unit_t *u)
 static void count_hit(px_client_t *c, uint64_t t0)
 {
     uint64_t dt = uv_hrtime() - t0;
-    px_cache_count(PX_CACHE_C_HIT, 1);
+    struct px_client_cache *cc = c->cache;
+    bool from_l2 = cc && cc->l2_stored;
+    if (cc)
+        cc->l2_checked = cc->l2_stored = false;
+    px_cache_count(from_l2 ? PX_CACHE_C_L2_HIT : PX_CACHE_C_HIT, 1);
     px_cache_observe_hit_ns(dt);
     PX_STAT_INC(c->io.w, queries);
     PX_STAT_INC(c->io.w, transactions); /* an autocommit unit, as the client sees it */
@@ -761,6 +790,7 @@ static px_cacheflow_result_t arm_fill(px_client_t *c, const uint8_t *key, size_t
         f->tags[i] = tags[i];
         f->versions[i] = px_cache_tag_version(tags[i]);
     }
+    f->fill_ms = px_cache_wall_ms();
     f->key_len = key_len;
     memcpy(f->key, key, key_len);
     f->hash = XXH3_64bits(key, key_len);
@@ -776,19 +806,47 @@ static px_cacheflow_result_t arm_fill(px_client_t *c, const uint8_t *key, size_t
     return PX_CACHEFLOW_MISS;
 }
 
-/* A miss: wait for an identical fill in flight, or fill. */
+/* The L2 lookup of a client's unit ended (the entry, if any, is in L1). */
+static void l2_answered(void *arg, bool stored)
+{
+    px_client_t *c = arg;
+    struct px_client_cache *cc = c->cache;
+    cc->l2_checked = true;
+    cc->l2_stored = stored;
+    if (!cc->l2_pending)
+        return; /* failed at once, inside the lookup: it fills */
+    cc->l2_pending = NULL;
+    wake(c);
+}
+
+/* A miss: wait for an identical fill in flight or for L2, or fill. */
 static px_cacheflow_result_t miss(px_client_t *c, const uint8_t *key, size_t key_len,
                                   const px_tag_t *tags, int n_tags, bool extended, bool has_parse,
                                   uint32_t ttl)
 {
     struct px_fill *f = inflight_find(c->io.w, XXH3_64bits(key, key_len), key, key_len);
-    struct px_client_cache *cc;
-    if (f && (cc = client_cache(c))) {
+    struct px_client_cache *cc = client_cache(c);
+    if (!cc)
+        return PX_CACHEFLOW_BYPASS;
+    if (f) {
         cc->waiting = f;
         px_list_append(&f->waiters, &c->link);
         px_cache_count(PX_CACHE_C_COALESCED, 1);
         return PX_CACHEFLOW_WAIT;
     }
+    if (!cc->l2_checked && px_cachesync_l2_available(c->io.w)) {
+        uint64_t versions[PX_CACHE_MAX_TAGS];
+        for (int i = 0; i < n_tags; i++)
+            versions[i] = px_cache_tag_version(tags[i]);
+        cc->l2_pending = NULL;
+        void *h =
+            px_cachesync_l2_get(c->io.w, key, key_len, tags, versions, n_tags, l2_answered, c);
+        if (h && h != PX_CACHESYNC_DONE) {
+            cc->l2_pending = h;
+            return PX_CACHEFLOW_WAIT;
+        }
+    }
+    cc->l2_checked = false;
     return arm_fill(c, key, key_len, tags, n_tags, extended, has_parse, ttl);
 }
 
@@ -798,7 +856,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
     px_config_t *cfg = px_worker_cfg(w);
     if (!cfg->cache_enabled || (c->cache && (c->cache->fill || c->cache->waiting)) || c->pinned ||
         c->cache_off || c->tx_status != 'I' || c->unsynced || c->io.pass_left ||
-        !px_cache_catalog_ready())
+        !px_cache_catalog_ready() || !px_cache_synced())
         return PX_CACHEFLOW_BYPASS;
     px_iobuf_t *in = c->io.in;
     const uint8_t *p = in->data + in->rpos;
@@ -1053,10 +1111,13 @@ void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
                     px_cache_replica_fresh(f->tags, f->n_tags, px_health_generation(),
                                            px_health_member_lsn(0), px_health_member_lsn(1 + ri));
             }
-            if (fresh)
-                (void)px_cache_put(f->key, f->key_len, f->buf, f->len, f->tags, f->versions,
-                                   f->n_tags, f->ttl);
-            else
+            if (fresh && px_cache_put(f->key, f->key_len, f->buf, f->len, f->tags, f->versions,
+                                      f->n_tags, f->ttl) == PX_CACHE_PUT_STORED) {
+                px_cache_config_t ccfg;
+                px_cache_get_config(&ccfg);
+                px_cachesync_l2_set(c->io.w, f->key, f->key_len, f->buf, f->len, f->fill_ms,
+                                    f->ttl ? f->ttl : ccfg.default_ttl);
+            } else if (!fresh)
                 px_cache_count(PX_CACHE_C_STORE_REPLICA_BEHIND, 1);
         } else if (!f->aborted) {
             px_cache_count(PX_CACHE_C_STORE_ABORTED, 1);
@@ -1068,9 +1129,10 @@ void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         /* the transaction is over: bump again before the client hears so */
         uint64_t gen = px_health_generation();
         if (b->epoch)
-            px_cache_bump_all(gen);
+            bump_everything(c, gen);
         for (int i = 0; i < b->n; i++)
             px_cache_tag_bump(b->tags[i], gen);
+        px_cachesync_publish(c->io.w, b->tags, b->n);
         b->n = 0;
         b->epoch = false;
     }
@@ -1090,13 +1152,21 @@ void px_cacheflow_client_gone(px_client_t *c)
         fill_free(cc->fill);
     if (cc->waiting || cc->woken)
         px_list_del(&c->link);
+    cc->waiting = NULL;
+    cc->woken = false;
     /* a write of its may still commit after it left: bump once more (the
      * server connection it leaves in the middle of a request is cancelled) */
     uint64_t gen = px_health_generation();
-    if (cc->bumps.epoch)
+    if (cc->bumps.epoch) {
+        px_tag_t e = px_cache_tag_epoch();
         px_cache_bump_all(gen);
+        px_cachesync_publish(c->io.w, &e, 1);
+    }
     for (int i = 0; i < cc->bumps.n; i++)
         px_cache_tag_bump(cc->bumps.tags[i], gen);
+    px_cachesync_publish(c->io.w, cc->bumps.tags, cc->bumps.n);
+    if (cc->l2_pending)
+        px_cachesync_l2_cancel(c->io.w, cc->l2_pending);
     free(cc->unnamed);
     free(cc);
     c->cache = NULL;

@@ -247,6 +247,7 @@ int main(int argc, char **argv)
         return 1;
     }
     apply_cache_config(cfg);
+    px_cachesync_init(cfg);
     px_cache_admin_register(sh);
     sh->n_workers = cfg->workers;
     sh->workers = calloc((size_t)sh->n_workers, sizeof(px_worker_t));

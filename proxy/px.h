@@ -476,6 +476,7 @@ struct px_worker {
     uint64_t drain_deadline; /* loop ms after which everyone still here is disconnected */
     px_stats_t stats;
     struct px_worker_cache *cache; /* result-cache state of this loop (cacheflow.c) */
+    struct px_cache_sync *sync;    /* Redis client of this loop (cachesync.c), or NULL */
 };
 
 #define PX_TICK_MS 50
@@ -656,6 +657,40 @@ void px_cacheflow_worker_wake(px_worker_t *w);
 void px_cacheflow_worker_free(px_worker_t *w);
 /** A fill is armed: forwarded replies go through px_cacheflow_capture*. */
 bool px_cacheflow_filling(const px_client_t *c);
+
+/* cachesync.c: invalidations across instances and the Redis level (L2) */
+#define PX_CACHESYNC_DONE ((void *)1)
+typedef void (*px_cachesync_got_cb)(void *arg, bool stored);
+typedef struct px_cachesync_stats {
+    uint64_t l2_hits, l2_misses, l2_errors, l2_refused, l2_sets;
+    uint64_t published, received;
+    uint64_t l2_ns_sum, l2_samples;
+    bool configured, synced;
+} px_cachesync_stats_t;
+/** At start: Redis configured means other instances may exist (stay unsynced until heard). */
+void px_cachesync_init(const px_config_t *cfg);
+bool px_cachesync_configured(void);
+/** On the worker's thread, before its loop runs / when it stops. */
+void px_cachesync_worker_start(px_worker_t *w);
+void px_cachesync_worker_stop(px_worker_t *w);
+/** Tell the other instances about bumps made on this worker. */
+void px_cachesync_publish(px_worker_t *w, const uint64_t *tags, int n);
+/** From any thread: bumps for worker 0 to publish. */
+void px_cachesync_queue_publish(px_shared_t *sh, const uint64_t *tags, int n);
+void px_cachesync_drain(px_worker_t *w);
+bool px_cachesync_l2_available(px_worker_t *w);
+/**
+ * Look @p key up in L2; an acceptable value is copied into L1 under @p tags
+ * at @p versions, then @p cb(arg, stored) runs on the loop. Returns a handle
+ * for px_cachesync_l2_cancel, NULL when L2 is not available, or
+ * PX_CACHESYNC_DONE when it failed at once (@p cb has already run).
+ */
+void *px_cachesync_l2_get(px_worker_t *w, const uint8_t *key, size_t key_len, const uint64_t *tags,
+                          const uint64_t *versions, int n_tags, px_cachesync_got_cb cb, void *arg);
+void px_cachesync_l2_cancel(px_worker_t *w, void *pending);
+void px_cachesync_l2_set(px_worker_t *w, const uint8_t *key, size_t key_len, const uint8_t *val,
+                         size_t val_len, uint64_t fill_ms, uint32_t ttl_s);
+void px_cachesync_stats(px_cachesync_stats_t *out);
 
 /* worker.c */
 int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;

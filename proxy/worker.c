@@ -176,6 +176,7 @@ static void wakeup_cb(uv_async_t *a)
     for (int i = 0; i < nh; i++)
         px_server_adopt(w, &handoffs[i]);
     px_cacheflow_worker_wake(w);
+    px_cachesync_drain(w);
     /* another worker may be asking for budget this worker holds idle */
     for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
         px_pool_offer_idle(p);
@@ -262,6 +263,7 @@ static void stop_worker(px_worker_t *w)
     uv_timer_stop(&w->tick);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    px_cachesync_worker_stop(w);
     /* client and server sockets carry their session in data; cancel
      * connections do not (their data is a px_cancel_conn_t, kind unknown) */
     uv_walk(&w->loop, walk_close_cb, NULL);
@@ -270,6 +272,7 @@ static void stop_worker(px_worker_t *w)
 static void *worker_main(void *arg)
 {
     px_worker_t *w = arg;
+    px_cachesync_worker_start(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* close whatever is left (cancel connections in flight) */
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -30,8 +30,18 @@ def cached(proxy, **env):
     cfg = {"CACHE_ENABLED": "true", "ADMIN_TOKEN": TOKEN}
     cfg.update(env)
     ep = proxy(env=cfg)
-    wait_until(lambda: stats(ep).get("catalog_loaded"), 10, what="the cache's catalog to load")
+    wait_until(lambda: ready(ep), 10, what="the cache's catalog to load")
     return ep
+
+
+def ready(ep, serving=False):
+    """The admin port answers (it starts just after the proxy port) and the
+    cache has its catalog (and, with `serving`, its invalidation channel)."""
+    try:
+        s = stats(ep)
+    except OSError:
+        return False
+    return s.get("catalog_loaded") and (not serving or s.get("serving"))
 
 
 def admin(ep, method, path, body=None, token=TOKEN):
