@@ -5,6 +5,7 @@
 #   make test    full suite on a throwaway PostgreSQL+replicas+Redis stack; ends with SUMMARY
 #   make run     stack + proxy on 127.0.0.1:6432 (admin :9930); Ctrl-C stops everything
 #   make bench   benchmark (bench/run.sh) on a throwaway stack
+#   make bench-cache  result-cache benchmark (bench/cache.sh) on a throwaway stack
 #   make format  clang-format -i the C sources
 #   make clean   remove build trees, test results and a leftover default stack
 
@@ -16,7 +17,7 @@ FORMAT_DIRS := proxy admin include tests/unit tests/loop tests/fuzz
 FORMAT_SRCS = $(sort $(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) \
 	-not -path 'tests/fuzz/corpus/*' 2>/dev/null) $(wildcard *.c *.h))
 
-.PHONY: all deps build test run bench format clean
+.PHONY: all deps build test run bench bench-cache format clean
 
 all: build
 
@@ -34,6 +35,9 @@ run: deps build
 
 bench: deps build
 	@scripts/with-stack.sh bench/run.sh
+
+bench-cache: deps build
+	@scripts/with-stack.sh bench/cache.sh
 
 format:
 	@if [ -n "$(strip $(FORMAT_SRCS))" ]; then $(CLANG_FORMAT) -i $(FORMAT_SRCS); fi
