@@ -404,6 +404,26 @@ static void unknown_relation(void)
         px_health_refresh_catalog();
 }
 
+/* Whether @p word (lower case) appears in @p sql, case-insensitively. */
+static bool mentions(const uint8_t *sql, size_t n, const char *word)
+{
+    size_t wl = strlen(word);
+    for (size_t i = 0; i + wl <= n; i++) {
+        size_t k = 0;
+        while (k < wl && (sql[i + k] | 0x20) == word[k])
+            k++;
+        if (k == wl)
+            return true;
+    }
+    return false;
+}
+
+/* TABLESAMPLE draws other rows each time unless REPEATABLE: never cached. */
+static bool sampled(const uint8_t *sql, size_t n)
+{
+    return mentions(sql, n, "tablesample");
+}
+
 /* Tags of a cacheable read; false when it must not be cached. */
 static bool read_tags(const px_classify_result_t *r, const bind_info_t *bi, const parse_info_t *pi,
                       px_tag_t *tags, int *n)
@@ -879,7 +899,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
         if (!px_codec_parse_query(body, &sql))
             return PX_CACHEFLOW_BYPASS;
         px_classify((const char *)sql.p, sql.n, &r);
-        if (!read_tags(&r, NULL, NULL, tags, &n_tags))
+        if (!read_tags(&r, NULL, NULL, tags, &n_tags) || sampled(sql.p, sql.n))
             return PX_CACHEFLOW_BYPASS;
         size_t cap = 256 + strlen(c->database) + strlen(c->user) + c->params.len + sql.n;
         if (cap > KEY_MAX || !(key = malloc(cap)))
@@ -919,7 +939,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
     if (!read_unit(c, cfg, &u))
         return PX_CACHEFLOW_BYPASS;
     px_classify((const char *)u.pi.text, u.pi.text_len, &r);
-    if (!read_tags(&r, &u.bi, &u.pi, tags, &n_tags))
+    if (!read_tags(&r, &u.bi, &u.pi, tags, &n_tags) || sampled(u.pi.text, u.pi.text_len))
         return PX_CACHEFLOW_BYPASS;
     size_t cap = 256 + strlen(c->database) + strlen(c->user) + c->params.len + u.pi.rest_len +
                  u.bi.after_len;

@@ -211,6 +211,7 @@ static void conn_drop(px_redis_t *r, rconn_t *c, const char *why);
 static void finish(px_redis_t *r, cmd_t *c, px_redis_status_t st, const redisReply *reply);
 static void refresh_request(px_redis_t *r);
 static void schedule(px_redis_t *r, uint64_t due);
+static void sub_repoint(px_redis_t *r);
 static void teardown(px_redis_t *r);
 static void flush_job_next(px_redis_t *r, flush_job_t *j);
 static void flush_scan_done(px_redis_t *r, flush_job_t *j, const redisReply *rp);
@@ -1105,6 +1106,8 @@ static bool slots_apply(px_redis_t *r, node_t *from, const redisReply *rp)
             masters += r->nodes[i]->master;
         px_log_info(TAG, "cluster slot map from %s:%u: %u masters, %u of %d slots served",
                     from->c.host, from->c.port, masters, covered, SLOTS);
+        if (r->sub.active)
+            schedule(r, now_ms(r)); /* the subscription may belong elsewhere now */
     }
     return true;
 }
@@ -1475,6 +1478,9 @@ static void tick(px_redis_t *r)
         nodes_prune(r);
         if (r->closing)
             return;
+        sub_repoint(r);
+        if (r->closing)
+            return;
     }
     timer_arm(r);
 }
@@ -1514,13 +1520,45 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
-/* (Re)connect the subscriber: to the configured node, or the next cluster node in turn
- * (every node relays a cluster's PUBLISH). */
+/* The master of the subscribed channel's slot, when the map names one. A PUBLISH
+ * reaches that node's subscribers at once; other nodes hear it over the cluster
+ * bus, which can add tens of milliseconds. */
+static const node_t *sub_owner(const px_redis_t *r)
+{
+    if (!r->cluster || r->sub.channel == NULL)
+        return NULL;
+    uint16_t i = r->slots[px_redis_key_slot(r->sub.channel, r->sub.chlen)];
+    return i == NO_NODE ? NULL : r->nodes[i];
+}
+
+static void sub_connect(px_redis_t *r);
+
+/* A subscription held on another node than the channel's (healthy) master moves there:
+ * the subscriber reports the short gap (on_state false, then true). */
+static void sub_repoint(px_redis_t *r)
+{
+    const node_t *o = sub_owner(r);
+    rconn_t *c = &r->sub.c;
+    if (!r->sub.active || !r->sub.subscribed || o == NULL || o->c.state != CONN_UP ||
+        r->covered != SLOTS || c->host == NULL)
+        return;
+    if (c->port == o->c.port && strcmp(c->host, o->c.host) == 0)
+        return;
+    r->sub.rr &= ~1u; /* the next connect goes to the owner */
+    conn_drop(r, c, "moving the subscription to the channel's master");
+}
+
+/* (Re)connect the subscriber: to the configured node, or in a cluster to the channel's
+ * master, else (every other try, or with no map yet) the next node in turn (every node
+ * relays a cluster's PUBLISH). */
 static void sub_connect(px_redis_t *r)
 {
     rconn_t *c = &r->sub.c;
     if (r->cluster && r->nnodes > 0) {
-        const node_t *n = r->nodes[r->sub.rr++ % r->nnodes];
+        const node_t *n = sub_owner(r);
+        if (n == NULL || (r->sub.rr & 1))
+            n = r->nodes[r->sub.rr % r->nnodes];
+        r->sub.rr++;
         if (!conn_set_addr(c, n->c.host, strlen(n->c.host), n->c.port)) {
             conn_down(r, c, "out of memory");
             return;
