@@ -223,6 +223,23 @@ static void cache_metrics(px_metrics_buf_t *b, void *arg)
                           px_cache_synced() ? 1 : 0);
     px_metrics_family(b, "fastnext_cache_bytes", "gauge", "Bytes held by cached results.");
     px_metrics_sample_u64(b, "fastnext_cache_bytes", l1, 1, st.bytes);
+    px_cache_config_t cfg;
+    px_cache_get_config(&cfg);
+    px_metrics_family(b, "fastnext_cache_max_bytes", "gauge", "CACHE_MAX_SIZE: the L1 budget.");
+    px_metrics_sample_u64(b, "fastnext_cache_max_bytes", l1, 1, cfg.max_bytes);
+    uint64_t rerr, rcmd;
+    int rup;
+    px_cachesync_redis_totals(&rerr, &rcmd, &rup);
+    px_metrics_family(
+        b, "fastnext_redis_up", "gauge",
+        "1 while Redis is configured, answers and the invalidation channel is subscribed.");
+    px_metrics_sample_u64(b, "fastnext_redis_up", NULL, 0, (uint64_t)rup);
+    px_metrics_family(b, "fastnext_redis_commands_total", "counter",
+                      "Redis commands issued by the workers.");
+    px_metrics_sample_u64(b, "fastnext_redis_commands_total", NULL, 0, rcmd);
+    px_metrics_family(b, "fastnext_redis_errors_total", "counter",
+                      "Redis commands that failed (errors, timeouts, connection loss).");
+    px_metrics_sample_u64(b, "fastnext_redis_errors_total", NULL, 0, rerr);
     px_metrics_family(b, "fastnext_cache_entries", "gauge", "Cached results.");
     px_metrics_sample_u64(b, "fastnext_cache_entries", l1, 1, st.entries);
     px_metrics_family(b, "fastnext_cache_evictions_total", "counter",

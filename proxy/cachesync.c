@@ -361,6 +361,7 @@ void px_cachesync_l2_cancel(px_worker_t *w, void *pending)
 
 void px_cachesync_stats(px_cachesync_stats_t *o)
 {
+    memset(o, 0, sizeof(*o));
     o->l2_hits = atomic_load(&g_l2_hits);
     o->l2_misses = atomic_load(&g_l2_misses);
     o->l2_errors = atomic_load(&g_l2_errors);
@@ -372,4 +373,29 @@ void px_cachesync_stats(px_cachesync_stats_t *o)
     o->l2_samples = atomic_load(&g_l2_samples);
     o->configured = g_configured;
     o->synced = px_cache_synced();
+}
+
+/* Each worker copies its Redis client's counters here on its tick, so other
+ * threads never touch a client that its worker may be freeing. */
+#define PX_SYNC_MAX_WORKERS 64
+static _Atomic uint64_t g_w_errors[PX_SYNC_MAX_WORKERS], g_w_commands[PX_SYNC_MAX_WORKERS];
+
+void px_cachesync_tick(px_worker_t *w)
+{
+    if (!w->sync || w->index < 0 || w->index >= PX_SYNC_MAX_WORKERS)
+        return;
+    px_redis_stats_t st;
+    px_redis_stats(w->sync->redis, &st);
+    atomic_store_explicit(&g_w_errors[w->index], st.errors, memory_order_relaxed);
+    atomic_store_explicit(&g_w_commands[w->index], st.commands, memory_order_relaxed);
+}
+
+void px_cachesync_redis_totals(uint64_t *errors, uint64_t *commands, int *available)
+{
+    *errors = *commands = 0;
+    for (int i = 0; i < PX_SYNC_MAX_WORKERS; i++) {
+        *errors += atomic_load_explicit(&g_w_errors[i], memory_order_relaxed);
+        *commands += atomic_load_explicit(&g_w_commands[i], memory_order_relaxed);
+    }
+    *available = g_configured && px_cache_synced() ? 1 : 0;
 }

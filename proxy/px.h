@@ -691,6 +691,10 @@ void px_cachesync_l2_cancel(px_worker_t *w, void *pending);
 void px_cachesync_l2_set(px_worker_t *w, const uint8_t *key, size_t key_len, const uint8_t *val,
                          size_t val_len, uint64_t fill_ms, uint32_t ttl_s);
 void px_cachesync_stats(px_cachesync_stats_t *out);
+/** Redis commands and errors of every worker's client; whether the channel is up. */
+void px_cachesync_redis_totals(uint64_t *errors, uint64_t *commands, int *available);
+/** On the worker's tick: publish its Redis client's counters for the admin port. */
+void px_cachesync_tick(px_worker_t *w);
 
 /* worker.c */
 int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;

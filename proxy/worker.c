@@ -112,6 +112,7 @@ static void drain_tick(px_worker_t *w, uint64_t now);
 static void tick_cb(uv_timer_t *t)
 {
     px_worker_t *w = t->data;
+    px_cachesync_tick(w);
     uint64_t now = px_now(w);
     px_client_check_timeouts(w, now);
     for (px_pool_t *p = w->pools; p; p = p->next_in_worker)
