@@ -33,6 +33,7 @@
 #include "px_classify.h"
 #include "px_health.h"
 #include "px_metrics.h"
+#include "sqlscan.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -504,10 +505,14 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
     px_classify((const char *)sql, len, &r);
     bool writes = r.cls == PX_CLASS_WRITE || (r.cls == PX_CLASS_UNKNOWN && r.n_stmts > 0) ||
                   (r.flags & PX_CLS_F_HAS_WRITE) || r.session == PX_SESSION_EXECUTE;
+    px_set_stmt_t set;
     if (r.cls == PX_CLASS_SESSION && r.session != PX_SESSION_EXECUTE &&
         r.session != PX_SESSION_DECLARE_CURSOR && r.session != PX_SESSION_FETCH &&
-        r.session != PX_SESSION_CLOSE_CURSOR)
-        c->cache_off = true; /* session settings the cache's key does not hold */
+        r.session != PX_SESSION_CLOSE_CURSOR &&
+        !(px_worker_cfg(c->io.w)->pool_mode == PX_POOL_MODE_TRANSACTION &&
+          px_sqlscan_parse_set((const char *)sql, len, &set)))
+        c->cache_off = true; /* session settings the cache's key does not hold (SETs carried
+                                in transaction pooling join the key with the client's settings) */
     if (r.flags & PX_CLS_F_PIN)
         c->cache_off = true; /* temporary tables may shadow cached names, and the like */
     if (!writes)

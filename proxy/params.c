@@ -114,6 +114,32 @@ bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *va
     return true;
 }
 
+bool px_params_del(px_params_t *p, const char *name)
+{
+    const char *n, *v;
+    int off = 0, prev = 0;
+    while ((off = next_pair(p, (uint32_t)off, &n, &v)) >= 0) {
+        if (strcasecmp(n, name) == 0) {
+            /* close the gap in place, then rehash */
+            memmove(p->block + prev, p->block + off, p->len - (uint32_t)off);
+            p->len -= (uint32_t)(off - prev);
+            p->count--;
+            uint64_t h = 0;
+            int o = 0;
+            while ((o = next_pair(p, (uint32_t)o, &n, &v)) >= 0)
+                h += fnv1a(n, strlen(n) + 1 + strlen(v));
+            p->hash = h;
+            if (p->len == 0) {
+                free(p->block);
+                p->block = NULL;
+            }
+            return true;
+        }
+        prev = off;
+    }
+    return false;
+}
+
 bool px_params_copy(px_params_t *dst, const px_params_t *src)
 {
     if (dst == src)
@@ -184,7 +210,7 @@ size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char
         sql[0] = 0;
     while ((off = next_pair(want, (uint32_t)off, &n, &v)) >= 0) {
         const char *cur = px_params_get(have, n);
-        if (cur && strcmp(cur, v) == 0)
+        if ((cur && strcmp(cur, v) == 0) || v[0] == PX_PARAM_SQL)
             continue;
         if (!put_str(sql, cap, &len, any ? ", " : "SELECT ") ||
             !put_str(sql, cap, &len, "pg_catalog.set_config(") ||
@@ -195,6 +221,18 @@ size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char
     }
     if (any && !put_str(sql, cap, &len, ";"))
         goto full;
+    /* values a client SET: replayed with SET and the value list as it wrote
+     * it (the server accepted that text once; a newline ends it safely) */
+    off = 0;
+    while ((off = next_pair(want, (uint32_t)off, &n, &v)) >= 0) {
+        const char *cur = px_params_get(have, n);
+        if (v[0] != PX_PARAM_SQL || (cur && strcmp(cur, v) == 0))
+            continue;
+        if (!put_str(sql, cap, &len, "SET ") || !put_quoted(sql, cap, &len, n, '"') ||
+            !put_str(sql, cap, &len, " = ") || !put_str(sql, cap, &len, v + 1) ||
+            !put_str(sql, cap, &len, "\n;"))
+            goto full;
+    }
     off = 0;
     while ((off = next_pair(have, (uint32_t)off, &n, &v)) >= 0) {
         if (px_params_get(want, n))

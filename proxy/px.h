@@ -319,6 +319,7 @@ struct px_client {
     bool cache_off;        /* changed session state the cache key does not hold */
     bool cache_seen;       /* the unit at the read position was looked up already */
     struct px_client_cache *cache; /* result-cache state (cacheflow.c), lazily made */
+    struct px_client_sets *sets;   /* session SETs run but not yet carried (session.c) */
     char peer[64];                 /* "ip:port" for logs */
 };
 
@@ -550,6 +551,12 @@ void px_io_tls_pump(px_io_t *io);
 void px_io_release_in(px_io_t *io);
 
 /* params.c */
+/* First byte of a value a client set with SET: the rest is its value list as
+ * written in SQL, replayed with SET (startup values are plain strings,
+ * replayed with set_config()). */
+#define PX_PARAM_SQL '\x01'
+/** Remove @p name; true if it was there. */
+bool px_params_del(px_params_t *p, const char *name);
 void px_params_free(px_params_t *p);
 bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *value,
                    size_t vlen) PX_MUSTCHECK_INT;
@@ -578,6 +585,10 @@ bool px_client_between_transactions(px_client_t *c);
 void px_client_process(px_client_t *c);
 void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key);
 void px_client_check_timeouts(px_worker_t *w, uint64_t now);
+/** CommandComplete / ErrorResponse / ReadyForQuery reach a client with SETs in flight. */
+void px_client_sets_on_command(px_client_t *c, px_span_t body);
+void px_client_sets_on_error(px_client_t *c);
+void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
 
 /* server.c */
 px_server_t *px_server_open(px_pool_t *pool) PX_MUSTCHECK_INT;

@@ -701,7 +701,8 @@ void px_server_process(px_server_t *s)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool login = s->state == PX_SERVER_LOGIN;
-        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || !c;
+        bool inspect =
+            login || hdr.type == 'Z' || hdr.type == 'E' || !c || (hdr.type == 'C' && c->sets);
         if (inspect && avail < whole) {
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
                 px_server_close(s, "out of memory");
@@ -751,6 +752,8 @@ void px_server_process(px_server_t *s)
                 return;
             }
             if (c && forward) {
+                if (c->sets)
+                    px_client_sets_on_ready(c, s, st);
                 px_cacheflow_on_ready(c, s, st);
                 c->tx_status = st;
                 c->in_copy_in = false;
@@ -767,7 +770,13 @@ void px_server_process(px_server_t *s)
             }
             break;
         }
+        case 'C':
+            if (c && forward && c->sets)
+                px_client_sets_on_command(c, body);
+            break;
         case 'E':
+            if (c && forward && c->sets)
+                px_client_sets_on_error(c);
             if (kind == PX_REQ_SKIP_SET && c) {
                 /* a startup setting of this client the server refused: tell
                  * the client as a warning rather than failing its query */

@@ -23,6 +23,7 @@
 
 #include "px.h"
 #include "sqlscan.h"
+#include "px_classify.h"
 #include "px_metrics.h"
 #include "px_tls.h"
 
@@ -180,6 +181,8 @@ static void client_free_cb(uv_handle_t *h)
 /* Detach the server connection of a leaving client: reuse it when it is
  * clean, reset it when the session left state on it, otherwise cancel what
  * runs on it and close it. */
+static void sets_clear(px_client_t *c);
+
 static void detach_server(px_client_t *c)
 {
     px_server_t *s = c->server;
@@ -231,6 +234,7 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
     if (c->pinned)
         c->pool->n_pinned--;
     px_cacheflow_client_gone(c);
+    sets_clear(c);
     detach_server(c);
     px_io_close(&c->io, client_free_cb);
 }
@@ -952,6 +956,160 @@ static bool answer_locally(px_client_t *c, px_span_t body, px_sender_t *to_clien
     return px_sender_commit(to_client, &wb);
 }
 
+/* ---- session settings carried between server connections ----------------------- */
+
+/*
+ * A session SET or RESET a client sends in transaction pooling is not a
+ * reason to pin it: the proxy notes it, and once the server has run it
+ * (CommandComplete "SET"/"RESET") and the transaction it ran in has ended
+ * well (ReadyForQuery 'I' after autocommit or COMMIT), adds it to the
+ * client's settings, which every server connection the client gets is given
+ * as a diff. A ROLLBACK or an error drops what the transaction set, as the
+ * server does. Savepoints (which can undo a SET without ending the
+ * transaction), RESET of a startup setting and RESET ALL over startup
+ * settings still pin.
+ */
+#define PX_SETS_MAX 8
+struct px_client_sets {
+    int n;         /* statements noted */
+    int confirmed; /* ... that the server has run */
+    struct {
+        px_set_kind_t kind;
+        char name[64];
+        char *value; /* PX_PARAM_SQL + the value list as written */
+    } item[PX_SETS_MAX];
+};
+
+static void sets_clear(px_client_t *c)
+{
+    struct px_client_sets *ps = c->sets;
+    if (!ps)
+        return;
+    for (int i = 0; i < ps->n; i++)
+        free(ps->item[i].value);
+    free(ps);
+    c->sets = NULL;
+}
+
+/* Note @p st; false when it cannot be carried (then the caller pins). */
+static bool sets_note(px_client_t *c, const px_set_stmt_t *st)
+{
+    struct px_client_sets *ps = c->sets;
+    if (!ps && !(ps = c->sets = calloc(1, sizeof(*ps))))
+        return false;
+    if (ps->n >= PX_SETS_MAX || st->value_len > 4000)
+        return false;
+    ps->item[ps->n].kind = st->kind;
+    strcpy(ps->item[ps->n].name, st->name);
+    ps->item[ps->n].value = NULL;
+    if (st->kind == PX_SET_VALUE) {
+        char *v = malloc(st->value_len + 2);
+        if (!v)
+            return false;
+        v[0] = PX_PARAM_SQL;
+        memcpy(v + 1, st->value, st->value_len);
+        v[st->value_len + 1] = 0;
+        ps->item[ps->n].value = v;
+    }
+    ps->n++;
+    return true;
+}
+
+/* What in @p sql would leave session state on the server connection, or
+ * NULL; a SET the proxy carries is noted instead. */
+static const char *session_state(px_client_t *c, const uint8_t *sql, size_t n)
+{
+    px_set_stmt_t st;
+    if (px_sqlscan_parse_set((const char *)sql, n, &st))
+        return sets_note(c, &st) ? NULL : "SET";
+    if (c->sets && c->sets->n > 0) {
+        /* a savepoint could undo a noted SET without ending the transaction */
+        px_classify_result_t r;
+        px_classify((const char *)sql, n, &r);
+        if ((r.flags & PX_CLS_F_HAS_TXN) &&
+            (r.txn == PX_TXN_SAVEPOINT || r.txn == PX_TXN_ROLLBACK_TO || r.txn == PX_TXN_RELEASE)) {
+            sets_clear(c);
+            return "savepoint after a session SET";
+        }
+    }
+    return px_sqlscan_session_state((const char *)sql, n);
+}
+
+void px_client_sets_on_command(px_client_t *c, px_span_t body)
+{
+    struct px_client_sets *ps = c->sets;
+    px_span_t tag;
+    if (!ps || !px_codec_parse_command_complete(body, &tag))
+        return;
+    if ((tag.n == 3 && memcmp(tag.p, "SET", 3) == 0) ||
+        (tag.n == 5 && memcmp(tag.p, "RESET", 5) == 0)) {
+        if (ps->confirmed < ps->n)
+            ps->confirmed++;
+    } else if (tag.n == 8 && memcmp(tag.p, "ROLLBACK", 8) == 0) {
+        sets_clear(c); /* the transaction's SETs are undone */
+    }
+}
+
+void px_client_sets_on_error(px_client_t *c)
+{
+    /* the statement failed, or its transaction will roll back */
+    sets_clear(c);
+}
+
+void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
+{
+    struct px_client_sets *ps = c->sets;
+    if (!ps || status == 'T')
+        return;
+    if (status == 'E') {
+        sets_clear(c);
+        return;
+    }
+    bool ok = true;
+    for (int i = 0; i < ps->confirmed && ok && !c->pinned; i++) {
+        const char *name = ps->item[i].name, *cur = px_params_get(&c->params, name);
+        switch (ps->item[i].kind) {
+        case PX_SET_VALUE: {
+            const char *v = ps->item[i].value;
+            ok = px_params_set(&c->params, name, strlen(name), v, strlen(v));
+            break;
+        }
+        case PX_SET_RESET:
+            /* the server resets to its own default, not to this client's
+             * startup value */
+            if (cur && cur[0] != PX_PARAM_SQL)
+                ok = false;
+            else
+                px_params_del(&c->params, name);
+            break;
+        case PX_SET_RESET_ALL: {
+            const char *p = c->params.block, *e = p ? p + c->params.len : NULL;
+            while (ok && p && p < e) {
+                const char *v = p + strlen(p) + 1;
+                if (v[0] != PX_PARAM_SQL)
+                    ok = false;
+                p = v + strlen(v) + 1;
+            }
+            if (ok)
+                px_params_free(&c->params);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    sets_clear(c);
+    if (c->pinned)
+        return;
+    if (!ok) {
+        pin(c, "RESET of a startup setting");
+        return;
+    }
+    /* the server ran them: it has the client's settings now */
+    if (!px_params_copy(&s->applied, &c->params))
+        pin(c, "out of memory");
+}
+
 static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_t *hdr,
                                px_span_t body, const uint8_t *msg, size_t avail,
                                px_sender_t *to_server, px_sender_t *to_client)
@@ -996,8 +1154,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     px_stmt_map_del(&c->stmts, name, strlen(name));
                 return synth(s, all ? PX_REQ_SYNTH_DEALLOC_ALL : PX_REQ_SYNTH_DEALLOC, to_client);
             }
-            const char *why =
-                c->pinned ? NULL : px_sqlscan_session_state((const char *)sql.p, sql.n);
+            const char *why = c->pinned ? NULL : session_state(c, sql.p, sql.n);
             if (why)
                 pin(c, why);
             if (px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
@@ -1021,7 +1178,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         c->unsynced = true;
         if (!txn_mode || stmt.n == 0) {
             if (txn_mode && !c->pinned) {
-                const char *why = px_sqlscan_session_state((const char *)sql.p, sql.n);
+                const char *why = session_state(c, sql.p, sql.n);
                 if (why)
                     pin(c, why);
             }

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sqlscan.h"
 
@@ -446,4 +447,220 @@ bool px_sqlscan_drops_statements(const char *sql, size_t len)
         s.i++;
     }
     return false;
+}
+
+/* ---- session SET statements the proxy can replay ----------------------------- */
+
+/* Case-insensitive keyword at s->i, followed by a non-identifier character. */
+static bool take_kw(scan_t *s, const char *kw)
+{
+    size_t k = strlen(kw);
+    if (s->n - s->i < k || strncasecmp(s->p + s->i, kw, k) != 0)
+        return false;
+    if (s->i + k < s->n && is_ident_char(s->p[s->i + k]))
+        return false;
+    s->i += k;
+    skip_space(s);
+    return true;
+}
+
+/* A setting name: identifier or "quoted identifier", dot-separated parts;
+ * unquoted parts lower-cased as PostgreSQL folds them. */
+static bool take_name(scan_t *s, char *out, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        if (s->i < s->n && s->p[s->i] == '"') {
+            s->i++;
+            while (s->i < s->n && s->p[s->i] != '"') {
+                if (len + 1 >= cap)
+                    return false;
+                out[len++] = s->p[s->i++];
+            }
+            if (s->i >= s->n)
+                return false;
+            s->i++;
+        } else if (s->i < s->n && is_ident_start(s->p[s->i])) {
+            while (s->i < s->n && is_ident_char(s->p[s->i])) {
+                if (len + 1 >= cap)
+                    return false;
+                out[len++] = (char)tolower((unsigned char)s->p[s->i++]);
+            }
+        } else {
+            return false;
+        }
+        if (s->i < s->n && s->p[s->i] == '.') {
+            if (len + 1 >= cap)
+                return false;
+            out[len++] = '.';
+            s->i++;
+            continue;
+        }
+        break;
+    }
+    out[len] = 0;
+    skip_space(s);
+    return len > 0;
+}
+
+/* The value list of a SET, up to an optional ';' at the end: identifiers,
+ * numbers, commas, signs, dots and plain '...' or "..." tokens only (no
+ * comments, backslashes, dollar quotes or E'' strings), so the text means the
+ * same whatever standard_conforming_strings says and can be replayed as is. */
+static bool take_value(scan_t *s, const char **v, size_t *vlen)
+{
+    size_t start = s->i, end = s->i;
+    while (s->i < s->n) {
+        char ch = s->p[s->i];
+        if (ch == ';') {
+            s->i++;
+            skip_space(s);
+            if (s->i != s->n)
+                return false; /* another statement follows */
+            break;
+        }
+        if (ch == '\'' || ch == '"') {
+            if (ch == '\'' && s->i > start && (s->p[s->i - 1] | 0x20) == 'e' &&
+                (s->i - 1 == start || !is_ident_char(s->p[s->i - 2])))
+                return false; /* E'...' */
+            s->i++;
+            for (;;) {
+                if (s->i >= s->n)
+                    return false;
+                if (s->p[s->i] == '\\')
+                    return false;
+                if (s->p[s->i] == ch) {
+                    if (s->i + 1 < s->n && s->p[s->i + 1] == ch) {
+                        s->i += 2;
+                        continue;
+                    }
+                    s->i++;
+                    break;
+                }
+                s->i++;
+            }
+            end = s->i;
+            continue;
+        }
+        if (isspace((unsigned char)ch)) {
+            s->i++;
+            continue;
+        }
+        if (is_ident_char(ch) || ch == ',' || ch == '.' || ch == '-' || ch == '+') {
+            if (ch == '-' && s->i + 1 < s->n && s->p[s->i + 1] == '-')
+                return false; /* a comment */
+            if (ch == '$')
+                return false;
+            s->i++;
+            end = s->i;
+            continue;
+        }
+        return false;
+    }
+    if (end == start)
+        return false;
+    *v = s->p + start;
+    *vlen = end - start;
+    return true;
+}
+
+static bool value_is(const char *v, size_t n, const char *word)
+{
+    return n == strlen(word) && strncasecmp(v, word, n) == 0;
+}
+
+bool px_sqlscan_parse_set(const char *sql, size_t len, px_set_stmt_t *out)
+{
+    scan_t s = {sql, len, 0, false};
+    memset(out, 0, sizeof(*out));
+    if (memchr(sql, 0, len))
+        return false;
+    skip_space(&s);
+    if (take_kw(&s, "reset")) {
+        if (take_kw(&s, "all")) {
+            if (s.i < s.n && s.p[s.i] == ';') {
+                s.i++;
+                skip_space(&s);
+            }
+            if (s.i != s.n)
+                return false;
+            out->kind = PX_SET_RESET_ALL;
+            return true;
+        }
+        if (!take_name(&s, out->name, sizeof(out->name)))
+            return false;
+        if (s.i < s.n && s.p[s.i] == ';') {
+            s.i++;
+            skip_space(&s);
+        }
+        if (s.i != s.n || strcmp(out->name, "role") == 0 || strcmp(out->name, "session") == 0 ||
+            strcmp(out->name, "session_authorization") == 0 ||
+            strcmp(out->name, "transaction_isolation") == 0 ||
+            strcmp(out->name, "transaction_read_only") == 0 ||
+            strcmp(out->name, "transaction_deferrable") == 0)
+            return false;
+        out->kind = PX_SET_RESET;
+        return true;
+    }
+    if (!take_kw(&s, "set"))
+        return false;
+    if (take_kw(&s, "local"))
+        return false; /* lasts until the transaction ends: nothing to carry */
+    (void)take_kw(&s, "session");
+    if (take_kw(&s, "time")) {
+        if (!take_kw(&s, "zone") || !take_value(&s, &out->value, &out->value_len))
+            return false;
+        strcpy(out->name, "timezone");
+        if (value_is(out->value, out->value_len, "local") ||
+            value_is(out->value, out->value_len, "default")) {
+            out->kind = PX_SET_RESET;
+            out->value = NULL;
+            out->value_len = 0;
+            return true;
+        }
+        if (out->value[0] != '\'')
+            return false; /* INTERVAL '...' HOUR TO MINUTE, numbers: keep it simple */
+        out->kind = PX_SET_VALUE;
+        return true;
+    }
+    if (take_kw(&s, "schema")) {
+        if (!take_value(&s, &out->value, &out->value_len) || out->value[0] != '\'')
+            return false;
+        strcpy(out->name, "search_path");
+        out->kind = PX_SET_VALUE;
+        return true;
+    }
+    if (!take_name(&s, out->name, sizeof(out->name)))
+        return false;
+    static const char *const refuse[] = {"role",
+                                         "session",
+                                         "transaction",
+                                         "constraints",
+                                         "names",
+                                         "authorization",
+                                         "session_authorization",
+                                         "characteristics",
+                                         "transaction_isolation",
+                                         "transaction_read_only",
+                                         "transaction_deferrable",
+                                         NULL};
+    for (int i = 0; refuse[i]; i++)
+        if (strcmp(out->name, refuse[i]) == 0)
+            return false;
+    if (s.i < s.n && s.p[s.i] == '=') {
+        s.i++;
+        skip_space(&s);
+    } else if (!take_kw(&s, "to")) {
+        return false;
+    }
+    if (!take_value(&s, &out->value, &out->value_len))
+        return false;
+    if (value_is(out->value, out->value_len, "default")) {
+        out->kind = PX_SET_RESET;
+        out->value = NULL;
+        out->value_len = 0;
+        return true;
+    }
+    out->kind = PX_SET_VALUE;
+    return true;
 }

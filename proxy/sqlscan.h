@@ -24,4 +24,28 @@ const char *px_sqlscan_session_state(const char *sql, size_t len);
  */
 bool px_sqlscan_drops_statements(const char *sql, size_t len);
 
+/** A session setting statement the proxy can carry to other server connections. */
+typedef enum px_set_kind {
+    PX_SET_NONE = 0,
+    PX_SET_VALUE, /* SET [SESSION] name {= | TO} value-list (also TIME ZONE '...', SCHEMA '...') */
+    PX_SET_RESET, /* RESET name, SET name TO DEFAULT, SET TIME ZONE LOCAL | DEFAULT */
+    PX_SET_RESET_ALL, /* RESET ALL */
+} px_set_kind_t;
+
+typedef struct px_set_stmt {
+    px_set_kind_t kind;
+    char name[64];     /* folded as PostgreSQL folds it ("search_path", "myapp.tenant") */
+    const char *value; /* PX_SET_VALUE: the value list as written, within the text */
+    size_t value_len;
+} px_set_stmt_t;
+
+/**
+ * Whether @p sql is exactly one session SET / RESET the proxy can replay on
+ * another server connection by sending "SET name = <value as written>". Not:
+ * SET LOCAL, SET ROLE, SET SESSION AUTHORIZATION, SET TRANSACTION, SET
+ * CONSTRAINTS, SET NAMES, values with comments, backslashes, dollar quotes or
+ * E'' strings, several statements. Anything it refuses keeps pinning.
+ */
+bool px_sqlscan_parse_set(const char *sql, size_t len, px_set_stmt_t *out);
+
 #endif

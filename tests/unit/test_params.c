@@ -643,7 +643,45 @@ static const test_entry_t set_tests[] = {
     T(test_copy_onto_itself_keeps_the_set),
 };
 
+static void test_diff_replays_client_sets_with_set_and_their_value_as_written(void)
+{
+    px_params_t have = {0}, want = {0};
+    set_ok(&want, "search_path", "\x01\"App\", public");
+    set_ok(&want, "application_name", "web");
+    set_ok(&have, "myapp.tenant", "\x01'old'");
+    EXPECT_DIFF(&have, &want,
+                "SELECT pg_catalog.set_config('application_name', 'web', false);"
+                "SET \"search_path\" = \"App\", public\n;"
+                "RESET \"myapp.tenant\";");
+    px_params_free(&have);
+    px_params_free(&want);
+}
+
+static void test_del_removes_a_name_and_keeps_the_hash_order_independent(void)
+{
+    px_params_t a = {0}, b = {0};
+    set_ok(&a, "x", "1");
+    set_ok(&a, "y", "2");
+    set_ok(&a, "z", "3");
+    set_ok(&b, "z", "3");
+    set_ok(&b, "x", "1");
+    CU_ASSERT_TRUE(px_params_del(&a, "Y"));
+    CU_ASSERT_FALSE(px_params_del(&a, "y"));
+    EXPECT_VALUE(&a, "y", NULL);
+    EXPECT_VALUE(&a, "z", "3");
+    CU_ASSERT_EQUAL(a.count, 2);
+    CU_ASSERT_EQUAL(a.hash, b.hash);
+    CU_ASSERT_TRUE(px_params_del(&a, "x"));
+    CU_ASSERT_TRUE(px_params_del(&a, "z"));
+    CU_ASSERT_EQUAL(a.count, 0);
+    CU_ASSERT_PTR_NULL(a.block);
+    px_params_free(&a);
+    px_params_free(&b);
+}
+
 static const test_entry_t diff_tests[] = {
+    T(test_diff_replays_client_sets_with_set_and_their_value_as_written),
+    T(test_del_removes_a_name_and_keeps_the_hash_order_independent),
     T(test_diff_of_equal_sets_is_an_empty_string),
     T(test_diff_sets_changed_and_missing_names),
     T(test_diff_resets_names_only_in_have),

@@ -804,6 +804,94 @@ static const test_entry_t bounds_tests[] = {
     T(test_unterminated_tokens_at_the_end_stay_in_bounds),
 };
 
+/* ---- replayable SET statements ----------------------------------------------------- */
+
+static void expect_set(const char *sql, px_set_kind_t kind, const char *name, const char *value,
+                       unsigned line)
+{
+    px_set_stmt_t st;
+    bool ok = px_sqlscan_parse_set(sql, strlen(sql), &st);
+    char msg[400];
+    snprintf(msg, sizeof(msg), "%s: got ok=%d kind=%d name=%s value=%.*s", sql, ok, st.kind,
+             st.name, (int)st.value_len, st.value ? st.value : "");
+    bool good = ok && st.kind == kind && strcmp(st.name, name ? name : "") == 0 &&
+                (value ? st.value && st.value_len == strlen(value) &&
+                             memcmp(st.value, value, st.value_len) == 0
+                       : st.value == NULL);
+    CU_assertImplementation(good, line, msg, __FILE__, "", CU_FALSE);
+}
+
+static void expect_no_set(const char *sql, unsigned line)
+{
+    px_set_stmt_t st;
+    bool ok = px_sqlscan_parse_set(sql, strlen(sql), &st);
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s: should not be replayable", sql);
+    CU_assertImplementation(!ok, line, msg, __FILE__, "", CU_FALSE);
+}
+
+#define EXPECT_SET(sql, k, n, v) expect_set((sql), (k), (n), (v), __LINE__)
+#define EXPECT_NO_SET(sql)       expect_no_set((sql), __LINE__)
+
+static void test_session_sets_are_replayable_with_their_value_as_written(void)
+{
+    EXPECT_SET("SET search_path = app, public", PX_SET_VALUE, "search_path", "app, public");
+    EXPECT_SET("set search_path to \"MyApp\", public;", PX_SET_VALUE, "search_path",
+               "\"MyApp\", public");
+    EXPECT_SET("  /* c */ SET SESSION statement_timeout = '5s' ; ", PX_SET_VALUE,
+               "statement_timeout", "'5s'");
+    EXPECT_SET("SET work_mem TO 65536", PX_SET_VALUE, "work_mem", "65536");
+    EXPECT_SET("SET myapp.tenant = 'acme'", PX_SET_VALUE, "myapp.tenant", "'acme'");
+    EXPECT_SET("SET \"DateStyle\" = 'ISO, DMY'", PX_SET_VALUE, "DateStyle", "'ISO, DMY'");
+    EXPECT_SET("SET extra_float_digits = -3", PX_SET_VALUE, "extra_float_digits", "-3");
+    EXPECT_SET("SET TIME ZONE 'Europe/Paris'", PX_SET_VALUE, "timezone", "'Europe/Paris'");
+    EXPECT_SET("SET SCHEMA 'app'", PX_SET_VALUE, "search_path", "'app'");
+    EXPECT_SET("SET x.y = 'it''s'", PX_SET_VALUE, "x.y", "'it''s'");
+    EXPECT_SET("SET search_path = /* before */ a", PX_SET_VALUE, "search_path", "a");
+}
+
+static void test_resets_and_defaults_are_replayable(void)
+{
+    EXPECT_SET("RESET search_path", PX_SET_RESET, "search_path", NULL);
+    EXPECT_SET("reset \"TimeZone\";", PX_SET_RESET, "TimeZone", NULL);
+    EXPECT_SET("SET work_mem TO DEFAULT", PX_SET_RESET, "work_mem", NULL);
+    EXPECT_SET("SET TIME ZONE LOCAL", PX_SET_RESET, "timezone", NULL);
+    EXPECT_SET("RESET ALL", PX_SET_RESET_ALL, "", NULL);
+    EXPECT_SET("reset all;", PX_SET_RESET_ALL, "", NULL);
+}
+
+static void test_sets_the_proxy_cannot_carry_are_refused(void)
+{
+    EXPECT_NO_SET("SET LOCAL search_path = x");
+    EXPECT_NO_SET("SET ROLE admin");
+    EXPECT_NO_SET("SET SESSION AUTHORIZATION bob");
+    EXPECT_NO_SET("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+    EXPECT_NO_SET("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+    EXPECT_NO_SET("SET transaction_read_only = on");
+    EXPECT_NO_SET("SET CONSTRAINTS ALL DEFERRED");
+    EXPECT_NO_SET("SET NAMES 'UTF8'");
+    EXPECT_NO_SET("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE");
+    EXPECT_NO_SET("SET search_path = a; SELECT 1");
+    EXPECT_NO_SET("SET search_path = a -- why");
+    EXPECT_NO_SET("SET search_path = a /* x */, b");
+    EXPECT_NO_SET("SET x.y = E'a\\'b'");
+    EXPECT_NO_SET("SET x.y = 'a\\'");
+    EXPECT_NO_SET("SET x.y = $$a$$");
+    EXPECT_NO_SET("SET search_path =");
+    EXPECT_NO_SET("SET search_path = 'unterminated");
+    EXPECT_NO_SET("RESET ROLE");
+    EXPECT_NO_SET("RESET SESSION AUTHORIZATION");
+    EXPECT_NO_SET("RESET x; SELECT 1");
+    EXPECT_NO_SET("SELECT set_config('a.b', 'c', false)");
+    EXPECT_NO_SET("SETTINGS");
+}
+
+static const test_entry_t set_tests[] = {
+    T(test_session_sets_are_replayable_with_their_value_as_written),
+    T(test_resets_and_defaults_are_replayable),
+    T(test_sets_the_proxy_cannot_carry_are_refused),
+};
+
 static bool add_suite(const char *name, const test_entry_t *tests, size_t n)
 {
     CU_pSuite s = CU_add_suite(name, NULL, NULL);
@@ -824,7 +912,7 @@ int main(void)
     if (!ADD_SUITE("sqlscan/state", state_tests) ||
         !ADD_SUITE("sqlscan/no_state", no_state_tests) ||
         !ADD_SUITE("sqlscan/regressions", regression_tests) ||
-        !ADD_SUITE("sqlscan/bounds", bounds_tests)) {
+        !ADD_SUITE("sqlscan/bounds", bounds_tests) || !ADD_SUITE("sqlscan/set", set_tests)) {
         CU_cleanup_registry();
         return 2;
     }

@@ -1,0 +1,214 @@
+"""Session SET / RESET in transaction pooling: carried to whichever server
+connection the client gets next, never pinned, never leaked (SPEC §3).
+
+Each test runs clients over a small pool with other clients busy, so a
+client's transactions land on different server connections; SHOW answers
+must follow the client's own SETs everywhere, and nobody else's.
+"""
+import threading
+
+import psycopg
+import pytest
+
+from conftest import pg_super, skip_if_direct, unique
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def norm(v):
+    return v.replace(" ", "")
+
+
+def pool(proxy, **env):
+    cfg = {"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "0", "WORKERS": "2"}
+    cfg.update(env)
+    return proxy(env=cfg)
+
+
+class Churn:
+    """Other clients running short transactions, so server connections move."""
+
+    def __init__(self, ep, n=3):
+        self.ep, self.stop, self.errors = ep, threading.Event(), []
+        self.threads = [threading.Thread(target=self.run) for _ in range(n)]
+
+    def run(self):
+        try:
+            with self.ep.connect(autocommit=True) as c:
+                while not self.stop.is_set():
+                    assert norm(c.execute("SHOW search_path").fetchone()[0]) == '"$user",public'
+                    assert c.execute("SHOW statement_timeout").fetchone()[0] == "0"
+        except Exception as e:  # reported by the test
+            self.errors.append(e)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+        assert not self.errors, self.errors[:3]
+
+
+def pins(ep):
+    if ep.direct:
+        return 0
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", ep.admin_port, timeout=5)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    for ln in text.splitlines():
+        if ln.startswith("fastnext_client_pins_total"):
+            return int(float(ln.split()[-1]))
+    return 0
+
+
+def backends_seen(c, rounds, check):
+    pids = set()
+    for _ in range(rounds):
+        pids.add(c.execute("SELECT pg_backend_pid()").fetchone()[0])
+        check()
+    return pids
+
+
+def test_a_session_set_follows_the_client_to_every_server_connection(proxy):
+    ep = pool(proxy)
+    with Churn(ep), ep.connect(autocommit=True) as a:
+        a.execute("SET search_path TO e2e_carried, public")
+        a.execute("SET statement_timeout = '4242ms'")
+
+        def check():
+            assert norm(a.execute("SHOW search_path").fetchone()[0]) == "e2e_carried,public"
+            assert a.execute("SHOW statement_timeout").fetchone()[0] == "4242ms"
+
+        pids = backends_seen(a, 60, check)
+    if not ep.direct:
+        assert len(pids) > 1, "the client never moved: the test proves nothing"
+    assert pins(ep) == 0
+
+
+def test_sets_in_a_committed_transaction_are_carried_and_rolled_back_ones_are_not(proxy):
+    ep = pool(proxy)
+    with Churn(ep), ep.connect() as a:  # psycopg's default: transactions
+        a.execute("SET statement_timeout = '1111ms'")
+        a.commit()
+        a.execute("SET statement_timeout = '2222ms'")
+        a.rollback()
+        a.execute("SET search_path TO e2e_txn, public")
+        a.execute("SELECT 1")
+        a.commit()
+
+        def check():
+            assert a.execute("SHOW statement_timeout").fetchone()[0] == "1111ms"
+            assert norm(a.execute("SHOW search_path").fetchone()[0]) == "e2e_txn,public"
+            a.commit()
+
+        backends_seen(a, 40, check)
+    assert pins(ep) == 0
+
+
+def test_a_failed_set_changes_nothing(proxy):
+    ep = pool(proxy)
+    with Churn(ep), ep.connect(autocommit=True) as a:
+        a.execute("SET statement_timeout = '3333ms'")
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            a.execute("SET statement_timeout = 'forever'")
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            a.execute("SET no_such_setting_at_all = 1")
+        for _ in range(30):
+            assert a.execute("SHOW statement_timeout").fetchone()[0] == "3333ms"
+    assert pins(ep) == 0
+
+
+def test_reset_and_reset_all_are_carried(proxy):
+    ep = pool(proxy)
+    with Churn(ep), ep.connect(autocommit=True) as a:
+        a.execute("SET statement_timeout = '4444ms'")
+        a.execute("SET search_path TO e2e_reset, public")
+        a.execute("RESET statement_timeout")
+        for _ in range(20):
+            assert a.execute("SHOW statement_timeout").fetchone()[0] == "0"
+            assert norm(a.execute("SHOW search_path").fetchone()[0]) == "e2e_reset,public"
+        a.execute("SET work_mem TO '8MB'")
+        a.execute("RESET ALL")
+        for _ in range(20):
+            assert norm(a.execute("SHOW search_path").fetchone()[0]) == '"$user",public'
+            assert a.execute("SHOW work_mem").fetchone()[0] == "4MB"
+        a.execute("SET statement_timeout TO DEFAULT")
+        assert a.execute("SHOW statement_timeout").fetchone()[0] == "0"
+    assert pins(ep) == 0
+
+
+def test_custom_settings_and_time_zones_are_carried(proxy):
+    ep = pool(proxy)
+    with Churn(ep), ep.connect(autocommit=True) as a:
+        a.execute("SET myapp.tenant = 'acme'")
+        a.execute("SET TIME ZONE 'Asia/Tokyo'")
+        a.execute('SET "DateStyle" = \'ISO, DMY\'')
+        for _ in range(30):
+            assert a.execute("SELECT current_setting('myapp.tenant')").fetchone()[0] == "acme"
+            assert a.execute("SHOW timezone").fetchone()[0] == "Asia/Tokyo"
+            assert a.execute("SHOW datestyle").fetchone()[0] == "ISO, DMY"
+    with ep.connect(autocommit=True) as b:
+        for _ in range(10):
+            assert b.execute("SELECT current_setting('myapp.tenant', true)").fetchone()[0] in \
+                (None, "")
+            assert b.execute("SHOW timezone").fetchone()[0] != "Asia/Tokyo"
+    assert pins(ep) == 0
+
+
+def test_a_set_undone_by_a_savepoint_still_pins(proxy):
+    skip_if_direct("pinning is the proxy's")
+    ep = pool(proxy)
+    with ep.connect() as a:
+        a.execute("SET statement_timeout = '5555ms'")
+        a.execute("SAVEPOINT s1")
+        a.execute("SET statement_timeout = '6666ms'")
+        a.execute("ROLLBACK TO SAVEPOINT s1")
+        a.commit()
+        assert a.execute("SHOW statement_timeout").fetchone()[0] == "5555ms"
+        a.commit()
+    assert pins(ep) == 1
+
+
+def test_set_role_and_set_local_behave_as_before(proxy):
+    skip_if_direct("pinning is the proxy's")
+    ep = pool(proxy)
+    with ep.connect() as a:
+        a.execute("SET LOCAL statement_timeout = '7777ms'")
+        assert a.execute("SHOW statement_timeout").fetchone()[0] == "7777ms"
+        a.commit()
+        assert a.execute("SHOW statement_timeout").fetchone()[0] == "0"
+        a.commit()
+    assert pins(ep) == 0
+    with ep.connect(autocommit=True) as b:
+        b.execute("SET ROLE fnx")
+        assert b.execute("SELECT current_user").fetchone()[0] == "fnx"
+    assert pins(ep) == 1
+
+
+def test_the_result_cache_keys_on_carried_settings(proxy):
+    skip_if_direct("the result cache is the proxy's")
+    ep = pool(proxy, CACHE_ENABLED="true")
+    s1, s2 = unique("s"), unique("s")
+    with pg_super() as s, s.transaction():
+        for sch, val in ((s1, "first"), (s2, "second")):
+            s.execute("CREATE SCHEMA %s AUTHORIZATION fnx" % sch)
+            s.execute("CREATE TABLE %s.things (v text)" % sch)
+            s.execute("INSERT INTO %s.things VALUES ('%s')" % (sch, val))
+            s.execute("ALTER TABLE %s.things OWNER TO fnx" % sch)
+    try:
+        with ep.connect(autocommit=True) as a, ep.connect(autocommit=True) as b:
+            a.execute("SET search_path TO %s" % s1)
+            b.execute("SET search_path TO %s" % s2)
+            for _ in range(20):
+                assert a.execute("SELECT v FROM things").fetchone() == ("first",)
+                assert b.execute("SELECT v FROM things").fetchone() == ("second",)
+    finally:
+        with pg_super() as s:
+            s.execute("DROP SCHEMA %s CASCADE" % s1)
+            s.execute("DROP SCHEMA %s CASCADE" % s2)
