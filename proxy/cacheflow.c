@@ -183,7 +183,7 @@ bool px_cacheflow_waiting(const px_client_t *c)
 static void wake(px_client_t *c)
 {
     struct px_worker_cache *wc = worker_cache(c->io.w);
-    if (!wc || c->cache->woken)
+    if (!wc || !c->cache || c->cache->woken)
         return;
     c->cache->woken = true;
     px_list_append(&wc->wake, &c->link);
@@ -1161,6 +1161,12 @@ void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         b->n = 0;
         b->epoch = false;
     }
+}
+
+void px_cacheflow_defer(px_client_t *c)
+{
+    if (client_cache(c))
+        wake(c);
 }
 
 bool px_cacheflow_filling(const px_client_t *c)

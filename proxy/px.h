@@ -318,8 +318,11 @@ struct px_client {
     uint8_t tx_status;     /* last ReadyForQuery status seen: I, T or E */
     bool cache_off;        /* changed session state the cache key does not hold */
     bool cache_seen;       /* the unit at the read position was looked up already */
+    bool retried;          /* the unit being routed is a retry (no second one) */
     struct px_client_cache *cache; /* result-cache state (cacheflow.c), lazily made */
     struct px_client_sets *sets;   /* session SETs run but not yet carried (session.c) */
+    struct px_retry *retry;        /* a replica unit kept until its first reply byte */
+    int8_t avoid_replica;          /* replica index the next pick skips (a failed retry), -1 */
     char peer[64];                 /* "ip:port" for logs */
 };
 
@@ -589,6 +592,15 @@ void px_client_check_timeouts(px_worker_t *w, uint64_t now);
 void px_client_sets_on_command(px_client_t *c, px_span_t body);
 void px_client_sets_on_error(px_client_t *c);
 void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
+/** A reply byte reaches the client: its unit can no longer be retried. */
+void px_client_retry_disarm(px_client_t *c);
+/**
+ * The replica connection of @p c failed before any reply byte reached it:
+ * send the unit again elsewhere (once). False when it cannot (then fail it).
+ */
+bool px_client_retry(px_client_t *c, px_server_t *s, const char *why);
+/** Whether an ErrorResponse from a replica before any reply byte is worth a retry. */
+bool px_client_retry_error(px_client_t *c, px_span_t body);
 
 /* server.c */
 px_server_t *px_server_open(px_pool_t *pool) PX_MUSTCHECK_INT;
@@ -666,6 +678,8 @@ bool px_cacheflow_waiting(const px_client_t *c);
 /** Process the clients whose awaited fill ended (from the worker's async handle). */
 void px_cacheflow_worker_wake(px_worker_t *w);
 void px_cacheflow_worker_free(px_worker_t *w);
+/** Process @p c again on the worker's next loop turn (not from inside the caller). */
+void px_cacheflow_defer(px_client_t *c);
 /** A fill is armed: forwarded replies go through px_cacheflow_capture*. */
 bool px_cacheflow_filling(const px_client_t *c);
 

@@ -164,8 +164,10 @@ px_pool_t *px_route_pick(px_client_t *c, px_route_verdict_t *verdict)
     uint32_t mask = px_health_usable_mask();
     px_pool_t *best = NULL;
     int best_load = 0;
+    int avoid = c->avoid_replica;
+    c->avoid_replica = -1;
     for (int i = 0; i < cfg->n_replicas && i < 32; i++) {
-        if (!(mask & (1u << i)) || !replica_caught_up(c, i))
+        if (!(mask & (1u << i)) || !replica_caught_up(c, i) || i == avoid)
             continue;
         px_pool_t *p = px_pool_get(w, c->database, c->user, cfg->replicas[i].host,
                                    cfg->replicas[i].port, false);

@@ -122,7 +122,8 @@ void px_server_close(px_server_t *s, const char *why)
     if (c) {
         s->client = NULL;
         c->server = NULL;
-        px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "server connection lost: %s", why);
+        if (!px_client_retry(c, s, why))
+            px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "server connection lost: %s", why);
     }
     if (old == PX_SERVER_CONNECTING || old == PX_SERVER_LOGIN) {
         if (s->welcome_pending || s->pool->n_idle + s->pool->n_active == 0)
@@ -604,6 +605,8 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
         px_fifo_pop(&s->fifo);
         if (!to_client || !to_client->dst)
             continue;
+        if (s->client && s->client->retry)
+            px_client_retry_disarm(s->client);
         px_wbuf_t wb = px_sender_wbuf(to_client);
         if (kind == PX_REQ_SYNTH_PARSE) {
             if (has_key && s->client)
@@ -775,6 +778,13 @@ void px_server_process(px_server_t *s)
                 px_client_sets_on_command(c, body);
             break;
         case 'E':
+            if (c && forward && c->retry && px_client_retry_error(c, body)) {
+                /* a replica refused or lost the read before answering: the
+                 * unit goes elsewhere and this connection goes away */
+                in->rpos += whole;
+                px_server_close(s, "replica error before the first reply byte");
+                return;
+            }
             if (c && forward && c->sets)
                 px_client_sets_on_error(c);
             if (kind == PX_REQ_SKIP_SET && c) {
@@ -798,6 +808,8 @@ void px_server_process(px_server_t *s)
             if (req && req_is_extended(kind)) {
                 /* forward or drop this message first, then skip to Sync */
                 uint32_t n = whole;
+                if (forward && c->retry)
+                    px_client_retry_disarm(c);
                 if (forward && !px_sender_span(&to_client, p, n))
                     goto client_broken;
                 if (forward && px_cacheflow_filling(c))
@@ -818,6 +830,8 @@ void px_server_process(px_server_t *s)
         }
         uint32_t n = avail < whole ? (uint32_t)avail : whole;
         if (forward) {
+            if (c->retry)
+                px_client_retry_disarm(c);
             if (!px_sender_span(&to_client, p, n))
                 goto client_broken;
             forwarded += n;

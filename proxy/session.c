@@ -235,6 +235,7 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
         c->pool->n_pinned--;
     px_cacheflow_client_gone(c);
     sets_clear(c);
+    px_client_retry_disarm(c);
     detach_server(c);
     px_io_close(&c->io, client_free_cb);
 }
@@ -252,6 +253,7 @@ void px_client_accept(px_worker_t *w, uv_stream_t *listener)
     px_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return;
+    c->avoid_replica = -1;
     px_io_init(&c->io, w, PX_IO_CLIENT);
     if (uv_tcp_init(&w->loop, &c->io.tcp) != 0) {
         free(c);
@@ -1110,6 +1112,125 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         pin(c, "out of memory");
 }
 
+/* ---- a replica read retried elsewhere ------------------------------------------ */
+
+/*
+ * A read-only unit in autocommit sent to a replica is kept, as the client
+ * sent it, until the first byte of its reply reaches the client. If the
+ * replica connection dies, or the replica answers with an error that says it
+ * cannot serve (shutdown, crash, recovery conflict, connection failure)
+ * before that, the unit is sent again, once, to another member: the client
+ * never notices. Units with a named Parse (their statement map would change
+ * twice) or larger than PX_RETRY_MAX are not kept.
+ */
+#define PX_RETRY_MAX (64 * 1024)
+struct px_retry {
+    uint32_t len, cap;
+    uint8_t buf[];
+};
+
+void px_client_retry_disarm(px_client_t *c)
+{
+    free(c->retry);
+    c->retry = NULL;
+}
+
+static void retry_arm(px_client_t *c, px_route_verdict_t verdict)
+{
+    px_client_retry_disarm(c);
+    if (c->retried) {
+        c->retried = false; /* this unit had its one retry */
+        return;
+    }
+    if (verdict != PX_ROUTE_REPLICA || c->tx_status != 'I' || c->pinned)
+        return;
+    c->retry = malloc(sizeof(*c->retry) + 4096);
+    if (c->retry) {
+        c->retry->len = 0;
+        c->retry->cap = 4096;
+    }
+}
+
+/* Keep a copy of the client's message at @p p (before it is handled). */
+static void retry_keep(px_client_t *c, const px_msg_hdr_t *hdr, const uint8_t *p, size_t avail)
+{
+    struct px_retry *r = c->retry;
+    uint32_t whole = PX_MSG_HDR_LEN + hdr->body_len;
+    if (c->io.pass_left || avail < whole || r->len + whole > PX_RETRY_MAX ||
+        (hdr->type == 'P' && p[PX_MSG_HDR_LEN] != 0) || hdr->type == 'X') {
+        px_client_retry_disarm(c);
+        return;
+    }
+    if (r->len + whole > r->cap) {
+        uint32_t cap = r->cap * 2;
+        while (cap < r->len + whole)
+            cap *= 2;
+        struct px_retry *nr = realloc(r, sizeof(*r) + cap);
+        if (!nr) {
+            px_client_retry_disarm(c);
+            return;
+        }
+        r = c->retry = nr;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, p, whole);
+    r->len += whole;
+}
+
+bool px_client_retry_error(px_client_t *c, px_span_t body)
+{
+    px_error_fields_t ef;
+    if (!c->retry || !px_codec_parse_error(body, &ef) || ef.sqlstate.n != 5)
+        return false;
+    const char *st = (const char *)ef.sqlstate.p;
+    /* 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
+     * 08xxx connection exceptions, 40001 conflict with recovery */
+    return memcmp(st, "57P0", 4) == 0 || memcmp(st, "08", 2) == 0 || memcmp(st, "40001", 5) == 0;
+}
+
+bool px_client_retry(px_client_t *c, px_server_t *s, const char *why)
+{
+    struct px_retry *r = c->retry;
+    px_config_t *cfg = px_worker_cfg(c->io.w);
+    if (!r || c->state == PX_CLIENT_CLOSING || r->len == 0)
+        return false;
+    c->retry = NULL;
+    /* the unit first, then whatever the client sent after it */
+    px_iobuf_t *in = c->io.in;
+    uint32_t rest = in ? in->wpos - in->rpos : 0;
+    px_iobuf_t *nb = px_iobuf_get(c->io.w, r->len + rest);
+    if (!nb) {
+        free(r);
+        return false;
+    }
+    memcpy(nb->data, r->buf, r->len);
+    if (rest)
+        memcpy(nb->data + r->len, in->data + in->rpos, rest);
+    nb->rpos = 0;
+    nb->wpos = r->len + rest;
+    free(r);
+    if (in)
+        px_iobuf_put(c->io.w, in);
+    c->io.in = nb;
+    c->io.pass_left = 0;
+    c->unsynced = false;
+    c->skip_till_sync = false;
+    c->in_copy_in = false;
+    c->unit_done = false;
+    c->cache_seen = true; /* a fill may be armed: it goes on with the new server */
+    c->retried = true;
+    c->avoid_replica = -1;
+    for (int i = 0; i < cfg->n_replicas; i++)
+        if (cfg->replicas[i].port == s->pool->port &&
+            strcmp(cfg->replicas[i].host, s->pool->host) == 0)
+            c->avoid_replica = (int8_t)i;
+    CLOG(PX_LOG_INFO, c, "replica %s:%u failed before answering (%s): the read goes elsewhere",
+         s->pool->host, s->pool->port, why);
+    px_client_set_state(c, PX_CLIENT_IDLE);
+    px_cacheflow_defer(c);
+    return true;
+}
+
 static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_t *hdr,
                                px_span_t body, const uint8_t *msg, size_t avail,
                                px_sender_t *to_server, px_sender_t *to_client)
@@ -1487,6 +1608,7 @@ void px_client_process(px_client_t *c)
             px_pool_t *target = px_route_pick(c, &verdict);
             c->route = (uint8_t)verdict;
             c->unit_done = false;
+            retry_arm(c, verdict);
             px_client_set_state(c, PX_CLIENT_WAITING);
             c->wait_start = px_now(w);
             if (!px_pool_checkout(target, c))
@@ -1505,6 +1627,8 @@ void px_client_process(px_client_t *c)
             px_cacheflow_on_client_msg(c, &hdr, body);
         if (hdr.type == 'Q' || hdr.type == 'S')
             c->cache_seen = false; /* the unit ends: the next one is looked up */
+        if (c->retry)
+            retry_keep(c, &hdr, p, avail);
         msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, &to_server, &to_client);
         if (mr == MSG_FAILED)
             return;

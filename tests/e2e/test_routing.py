@@ -1000,3 +1000,81 @@ def test_primary_down_fails_writes_clearly_while_reads_continue(proxy, stack, ma
         if raw is not None:
             raw.close()
         relay.stop()
+
+
+# ---------------------------------------------------------------- replica failures
+
+
+def read_load(ep, t, stop, errors, counts, n=4):
+    """Clients reading in autocommit until `stop`; errors and answers counted."""
+    def run():
+        try:
+            with ep.connect(autocommit=True) as c:
+                while not stop.is_set():
+                    try:
+                        n_rows = c.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+                        assert n_rows == 100, n_rows
+                        counts.append(1)
+                    except psycopg.Error as e:
+                        errors.append(e)
+                        return
+        except Exception as e:  # connect failures count too
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for th in threads:
+        th.start()
+    return threads
+
+
+def test_a_replica_lost_under_read_load_costs_no_client_an_error(proxy, stack, make_table):
+    ports = replica_ports(stack)
+    t = make_table("id int")
+    with pg_super() as s:
+        s.execute("INSERT INTO %s SELECT generate_series(1, 100)" % t)
+    caught_up(ports)
+    relay = Relay(ports[0])
+    relay.start()
+    try:
+        ep = routed(proxy, stack, wait=False, POSTGRES_READ_REPLICAS="127.0.0.1:%d,127.0.0.1:%d"
+                    % (relay.port, ports[1]))
+        wait_usable(ep, [relay.port, ports[1]])
+        stop, errors, counts = threading.Event(), [], []
+        threads = read_load(ep, t, stop, errors, counts)
+        wait_until(lambda: len(counts) > 200, 10, what="reads to flow")
+        for _ in range(3):  # the replica dies under load, comes back, dies again
+            relay.stop()
+            time.sleep(0.5)
+            relay.start()
+            time.sleep(0.5)
+        stop.set()
+        for th in threads:
+            th.join(20)
+        assert not errors, errors[:3]
+        assert len(counts) > 300
+    finally:
+        relay.stop()
+
+
+def test_a_replica_backend_terminated_mid_read_is_retried_invisibly(proxy, stack, make_table):
+    ports = replica_ports(stack)
+    t = make_table("id int")
+    with pg_super() as s:
+        s.execute("INSERT INTO %s SELECT generate_series(1, 100)" % t)
+    caught_up(ports)
+    ep = routed(proxy, stack)
+    stop, errors, counts = threading.Event(), [], []
+    threads = read_load(ep, t, stop, errors, counts)
+    try:
+        wait_until(lambda: len(counts) > 100, 10, what="reads to flow")
+        for _ in range(5):
+            for p in ports:  # 57P01 on every proxy backend of the replicas
+                with replica_super(p) as c:
+                    c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE usename = 'fnx' AND pid <> pg_backend_pid()")
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(20)
+    assert not errors, errors[:3]
