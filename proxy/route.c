@@ -161,6 +161,13 @@ px_pool_t *px_route_pick(px_client_t *c, px_route_verdict_t *verdict)
     *verdict = v;
     if (v == PX_ROUTE_PRIMARY)
         return c->pool;
+    if (c->retried) {
+        /* a read a replica failed: the primary is the member least likely
+         * to fail it again, and is never behind */
+        c->avoid_replica = -1;
+        *verdict = PX_ROUTE_PRIMARY_FALLBACK;
+        return c->pool;
+    }
     uint32_t mask = px_health_usable_mask();
     px_pool_t *best = NULL;
     int best_load = 0;

@@ -1119,7 +1119,7 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
  * sent it, until the first byte of its reply reaches the client. If the
  * replica connection dies, or the replica answers with an error that says it
  * cannot serve (shutdown, crash, recovery conflict, connection failure)
- * before that, the unit is sent again, once, to another member: the client
+ * before that, the unit is sent again, once, to the primary: the client
  * never notices. Units with a named Parse (their statement map would change
  * twice) or larger than PX_RETRY_MAX are not kept.
  */
