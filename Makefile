@@ -17,7 +17,7 @@ FORMAT_DIRS := proxy admin include tests/unit tests/loop tests/fuzz
 FORMAT_SRCS = $(sort $(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) \
 	-not -path 'tests/fuzz/corpus/*' 2>/dev/null) $(wildcard *.c *.h))
 
-.PHONY: all deps build test run bench bench-cache format clean
+.PHONY: all deps build test run bench bench-cache bench-routing format clean
 
 all: build
 
@@ -38,6 +38,9 @@ bench: deps build
 
 bench-cache: deps build
 	@scripts/with-stack.sh bench/cache.sh
+
+bench-routing: deps build
+	@scripts/with-stack.sh bench/routing.sh
 
 format:
 	@if [ -n "$(strip $(FORMAT_SRCS))" ]; then $(CLANG_FORMAT) -i $(FORMAT_SRCS); fi

@@ -152,7 +152,7 @@ start_proxy() {
         AUTH_TYPE=scram-sha-256 AUTH_FILE="$BENCH_TMP/userlist.txt" \
         MAX_CLIENT_CONN=11000 LOG_LEVEL="${BENCH_PROXY_LOG_LEVEL:-warn}" \
         WORKERS="${BENCH_WORKERS:-2}" CACHE_ENABLED="$cache" \
-        "$PROXY_BIN" >"$BENCH_TMP/proxy.log" 2>&1 &
+        ${BENCH_PROXY_ENV:-} "$PROXY_BIN" >"$BENCH_TMP/proxy.log" 2>&1 &
     PROXY_PID=$!
     BENCH_PIDS+=("$PROXY_PID")
     if ! wait_port "$PX_PROXY_PORT" 20 "$PROXY_PID" || ! psql_ok "$PX_PROXY_PORT"; then

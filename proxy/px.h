@@ -465,6 +465,7 @@ struct px_worker {
     uv_write_t *free_wreqs; /* write requests pool (linked through data) */
     uint32_t next_server_id;
     uint32_t n_clients;
+    unsigned route_rr; /* where the next replica pick starts */
     bool stopping;
     bool listening;
     /* cross-thread inbox, guarded by inbox_lock */

@@ -173,15 +173,20 @@ px_pool_t *px_route_pick(px_client_t *c, px_route_verdict_t *verdict)
     int best_load = 0;
     int avoid = c->avoid_replica;
     c->avoid_replica = -1;
-    for (int i = 0; i < cfg->n_replicas && i < 32; i++) {
+    /* ties go round, so equal replicas share the reads */
+    int n = cfg->n_replicas < 32 ? cfg->n_replicas : 32;
+    unsigned start = n > 0 ? w->route_rr++ % (unsigned)n : 0;
+    for (int k = 0; k < n; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)n);
         if (!(mask & (1u << i)) || !replica_caught_up(c, i) || i == avoid)
             continue;
         px_pool_t *p = px_pool_get(w, c->database, c->user, cfg->replicas[i].host,
                                    cfg->replicas[i].port, false);
         if (!p)
             continue;
-        /* least connections, across workers */
-        int load = atomic_load(&p->budget->open) + p->n_waiting;
+        /* least busy: connections in use or being made for this worker's
+         * clients and clients waiting (open but idle connections are free) */
+        int load = atomic_load(&p->n_active) + atomic_load(&p->n_pending) + p->n_waiting;
         if (!best || load < best_load) {
             best = p;
             best_load = load;

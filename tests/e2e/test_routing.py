@@ -1078,3 +1078,25 @@ def test_a_replica_backend_terminated_mid_read_is_retried_invisibly(proxy, stack
         for th in threads:
             th.join(20)
     assert not errors, errors[:3]
+
+
+def test_reads_are_shared_between_the_replicas(proxy, stack):
+    ports = replica_ports(stack)
+    ep = routed(proxy, stack)
+    seen, lock = [], threading.Lock()
+
+    def run():
+        with ep.connect(autocommit=True) as c:
+            for _ in range(100):
+                rec, port = where(c)
+                with lock:
+                    seen.append(port)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    counts = {p: seen.count(p) for p in ports}
+    assert len(seen) == 600 and sum(counts.values()) == 600, counts
+    assert min(counts.values()) >= 100, "one replica took nearly all the reads: %r" % counts
