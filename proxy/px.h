@@ -300,30 +300,30 @@ struct px_client {
     uint32_t cancel_key;         /* proxy-issued cancel key */
     uint64_t deadline;           /* login or pool-wait deadline (loop ms), 0 = none */
     uint64_t wait_start;         /* when it queued for a server (loop ms) */
-    px_params_t params;          /* startup parameters to replay on server connections */
+    px_params_t params;          /* startup parameters and carried SETs, replayed on servers */
     px_stmt_map_t stmts;         /* its named prepared statements (transaction mode) */
     char *user;                  /* owned */
     char *database;              /* owned */
     struct px_client_auth *auth; /* login-time state, freed once logged in */
-    bool pinned;                 /* keeps its server connection until it leaves */
-    uint8_t route;               /* px_route_verdict_t of the current transaction */
-    bool skip_till_sync;         /* the proxy raised an error in this batch: drop to Sync */
     char *synth_error;           /* that error: "SQLSTATE\0message", owned, NULL = none */
     uint64_t q_start_ns;   /* uv_hrtime() when the request being answered went out, 0 = none */
-    bool unit_done;        /* a replica-routed unit has been sent in full */
     uint64_t rw_fence_gen; /* health generation at its last write commit, 0 = none */
     uint64_t rw_need_lsn;  /* primary LSN replicas must reach for it, 0 = not yet known */
-    bool unsynced;         /* extended-protocol messages sent since the last Sync */
-    bool in_copy_in;       /* the server asked for COPY data */
-    uint8_t tx_status;     /* last ReadyForQuery status seen: I, T or E */
-    bool cache_off;        /* changed session state the cache key does not hold */
-    bool cache_seen;       /* the unit at the read position was looked up already */
-    bool retried;          /* the unit being routed is a retry (no second one) */
     struct px_client_cache *cache; /* result-cache state (cacheflow.c), lazily made */
     struct px_client_sets *sets;   /* session SETs run but not yet carried (session.c) */
     struct px_retry *retry;        /* a replica unit kept until its first reply byte */
+    bool pinned;                   /* keeps its server connection until it leaves */
+    uint8_t route;                 /* px_route_verdict_t of the current transaction */
+    bool skip_till_sync;           /* the proxy raised an error in this batch: drop to Sync */
+    bool unit_done;                /* a replica-routed unit has been sent in full */
+    bool unsynced;                 /* extended-protocol messages sent since the last Sync */
+    bool in_copy_in;               /* the server asked for COPY data */
+    uint8_t tx_status;             /* last ReadyForQuery status seen: I, T or E */
+    bool cache_off;                /* changed session state the cache key does not hold */
+    bool cache_seen;               /* the unit at the read position was looked up already */
+    bool retried;                  /* the unit being routed is a retry (no second one) */
     int8_t avoid_replica;          /* replica index the next pick skips (a failed retry), -1 */
-    char peer[64];                 /* "ip:port" for logs */
+    char peer[53];                 /* "ip:port" for logs (an IPv6 address and port fit) */
 };
 
 /* ---- server connection --------------------------------------------------- */
