@@ -2,7 +2,7 @@
 # What routing costs and what it buys (issue 4): pgbench select-only through the proxy
 #   off      no replicas configured (routing off)
 #   forced   both stack replicas configured, every read forced to the primary with a
-#            /* fastnext:primary */ hint: the whole routing decision, none of the benefit
+#            /* fastnext: primary */ hint: the whole routing decision, none of the benefit
 #   replicas both replicas configured, reads spread over them
 # The same script text (with the hint) runs in every target, the result cache is off.
 # Medians of BENCH_RUNS runs of BENCH_SECONDS, targets alternated; queries per member from
@@ -37,7 +37,7 @@ for p in "$PX_PG_REPLICA1_PORT" "$PX_PG_REPLICA2_PORT"; do # the replicas have t
         sleep 0.2
     done
 done
-printf '\\set aid random(1, %d)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid /* fastnext:primary */;\n' \
+printf '\\set aid random(1, %d)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid /* fastnext: primary */;\n' \
     "$NACC" >"$BENCH_TMP/forced.sql"
 printf '\\set aid random(1, %d)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n' \
     "$NACC" >"$BENCH_TMP/plain.sql"
@@ -91,7 +91,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR
     echo
     echo "pgbench select-only (scale 1) through the proxy, result cache off, medians of $RUNS runs of ${SECS} s,"
     echo "targets alternated. \`forced\`: both replicas configured, every read routed with a"
-    echo "\`/* fastnext:primary */\` hint (the routing decision is made and goes to the primary)."
+    echo "\`/* fastnext: primary */\` hint (the routing decision is made and goes to the primary)."
     echo
     echo "| mode | clients | off TPS | forced TPS | forced / off | replicas TPS | replicas / off | queries primary / r1 / r2 (replicas run) |"
     echo "|---|---|---|---|---|---|---|---|"

@@ -691,7 +691,10 @@ static void lex_hints(lex_t *L, const unsigned char *p, size_t n)
     for (size_t i = 0; i + 9 <= n; i++) {
         if ((p[i] | 0x20) != 'f' || strncasecmp((const char *)p + i, "fastnext:", 9) != 0)
             continue;
-        size_t j = i + 9, w = j;
+        size_t j = i + 9;
+        while (j < n && (p[j] == ' ' || p[j] == '\t'))
+            j++; /* "fastnext: primary" too (pgbench reads ":primary" as a variable) */
+        size_t w = j;
         while (w < n && (isalpha(p[w]) || p[w] == '_'))
             w++;
         if (w < n && (isalnum(p[w]) || p[w] == '_'))

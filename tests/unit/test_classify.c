@@ -802,6 +802,7 @@ static void test_relations(void)
 
 static const tcase_t hint_cases[] = {
     {"/* fastnext:primary */ SELECT 1", R, F_H_PRIMARY, F_REPLICA, NK},
+    {"SELECT 1 /* fastnext:\tprimary */", R, F_H_PRIMARY, F_REPLICA, NK},
     {"SELECT 1 /* fastnext:replica */", R, F_H_REPLICA | F_REPLICA, 0, NK},
     {"/* fastnext:replica */ SELECT nextval('s')", W, F_H_REPLICA | F_REPLICA, 0, NK},
     {"/* fastnext:replica */ SELECT mystery()", U, F_REPLICA, 0, NK},
@@ -817,7 +818,7 @@ static const tcase_t hint_cases[] = {
     {"SELECT $$ -- fastnext:primary $$", R, F_REPLICA, F_H_PRIMARY, NK},
     {"SELECT \"/* fastnext:primary */\" FROM t", R, F_REPLICA, F_H_PRIMARY, NK},
     {"/* fastnext:primaryx */ SELECT 1", R, F_REPLICA, F_H_PRIMARY, NK},
-    {"/* fastnext: primary */ SELECT 1", R, F_REPLICA, F_H_PRIMARY, NK},
+    {"/* fastnext: primary */ SELECT 1", R, F_H_PRIMARY, F_REPLICA, NK}, /* space allowed */
     {"/* fastnext:cache ttl=60 */ SELECT now()", R, F_H_CACHE | F_CACHE, 0, NK},
     {"/* fastnext:cache */ SELECT * FROM t", R, F_H_CACHE | F_CACHE, 0, NK},
     {"/* fastnext:nocache */ SELECT * FROM t", R, F_H_NOCACHE, F_CACHE, NK},
