@@ -18,6 +18,8 @@ PACKAGES=(
     libprotobuf-c-dev libssl-dev libhttp-parser-dev liblz4-dev libxxhash-dev
     # servers for the test stack and the benchmark
     postgresql-15 postgresql-contrib redis-server redis-tools pgbouncer
+    # HypoPG (hypothetical indexes) for the index-recommendation tests
+    postgresql-15-hypopg
     # e2e clients (system python: /usr/bin/python3)
     python3-psycopg python3-psycopg2 python3-asyncpg python3-sqlalchemy python3-pytest
     # tools the scripts use
