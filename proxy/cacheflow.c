@@ -32,6 +32,7 @@
 #include "px_cache.h"
 #include "px_classify.h"
 #include "px_health.h"
+#include "px_digest.h"
 #include "px_metrics.h"
 #include "sqlscan.h"
 
@@ -783,6 +784,35 @@ static bool read_unit(px_client_t *c, const px_config_t *cfg, unit_t *u)
     return false;
 }
 
+/* The number of rows a cached reply ends with (its CommandComplete tag). */
+static uint64_t value_rows(const uint8_t *v, size_t n)
+{
+    const uint8_t *tag = NULL;
+    size_t tl = 0, off = 0;
+    while (off + 5 <= n) {
+        uint32_t len = ((uint32_t)v[off + 1] << 24) | ((uint32_t)v[off + 2] << 16) |
+                       ((uint32_t)v[off + 3] << 8) | v[off + 4];
+        if (len < 4 || off + 1 + len > n)
+            break;
+        if (v[off] == 'C') {
+            tag = v + off + 5;
+            tl = len - 4;
+        }
+        off += 1 + len;
+    }
+    if (!tag)
+        return 0;
+    while (tl > 0 && tag[tl - 1] == 0)
+        tl--;
+    size_t i = tl;
+    while (i > 0 && tag[i - 1] >= '0' && tag[i - 1] <= '9')
+        i--;
+    uint64_t r = 0;
+    for (; i < tl && r < UINT64_MAX / 10; i++)
+        r = r * 10 + (uint64_t)(tag[i] - '0');
+    return r;
+}
+
 static void count_hit(px_client_t *c, uint64_t t0)
 {
     uint64_t dt = uv_hrtime() - t0;
@@ -915,6 +945,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
         if (e) {
             size_t vlen;
             const uint8_t *v = px_cache_entry_value(e, &vlen);
+            uint64_t hit_rows = value_rows(v, vlen);
             uint8_t *dst = px_sender_alloc(to_client, vlen + 6);
             bool ok = dst != NULL;
             if (ok) {
@@ -930,6 +961,9 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
             }
             in->rpos += (uint32_t)used;
             count_hit(c, t0);
+            px_digest_record(px_digest_id((const char *)sql.p, sql.n),
+                             (double)(uv_hrtime() - t0) / 1e9, hit_rows, PX_DIGEST_ROUTE_CACHE,
+                             true, false);
             res = PX_CACHEFLOW_HIT;
             goto out;
         }
@@ -985,6 +1019,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
     }
     size_t vlen;
     const uint8_t *v = px_cache_entry_value(e, &vlen);
+    uint64_t hit_rows = value_rows(v, vlen);
     uint8_t *dst = px_sender_alloc(to_client, vlen + 11);
     bool ok = dst != NULL;
     if (ok) {
@@ -1007,6 +1042,9 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
     }
     in->rpos += (uint32_t)u.total;
     count_hit(c, t0);
+    px_digest_record(px_digest_id((const char *)u.pi.text, u.pi.text_len),
+                     (double)(uv_hrtime() - t0) / 1e9, hit_rows, PX_DIGEST_ROUTE_CACHE, true,
+                     false);
     res = PX_CACHEFLOW_HIT;
 out:
     free(key);

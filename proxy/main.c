@@ -14,6 +14,7 @@
 #include "px.h"
 #include "px_admin.h"
 #include "px_cache.h"
+#include "px_db_admin.h"
 #include "px_health.h"
 #include "px_tls.h"
 
@@ -249,6 +250,7 @@ int main(int argc, char **argv)
     apply_cache_config(cfg);
     px_cachesync_init(cfg);
     px_cache_admin_register(sh);
+    px_db_admin_register(sh);
     sh->n_workers = cfg->workers;
     sh->workers = calloc((size_t)sh->n_workers, sizeof(px_worker_t));
     if (!sh->workers) {

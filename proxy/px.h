@@ -309,6 +309,7 @@ struct px_client {
     uint64_t q_start_ns;   /* uv_hrtime() when the request being answered went out, 0 = none */
     uint64_t rw_fence_gen; /* health generation at its last write commit, 0 = none */
     uint64_t rw_need_lsn;  /* primary LSN replicas must reach for it, 0 = not yet known */
+    uint64_t digest_id;    /* px_digest id of the statement being answered, 0 = none */
     struct px_client_cache *cache; /* result-cache state (cacheflow.c), lazily made */
     struct px_client_sets *sets;   /* session SETs run but not yet carried (session.c) */
     struct px_retry *retry;        /* a replica unit kept until its first reply byte */
@@ -593,6 +594,8 @@ void px_client_check_timeouts(px_worker_t *w, uint64_t now);
 void px_client_sets_on_command(px_client_t *c, px_span_t body);
 void px_client_sets_on_error(px_client_t *c);
 void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
+/** A statement's CommandComplete (@p body) or ErrorResponse (@p body NULL) reaches the client. */
+void px_client_digest_done(px_client_t *c, px_server_t *s, const px_span_t *tag_body);
 /** A reply byte reaches the client: its unit can no longer be retried. */
 void px_client_retry_disarm(px_client_t *c);
 /**

@@ -704,8 +704,8 @@ void px_server_process(px_server_t *s)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool login = s->state == PX_SERVER_LOGIN;
-        bool inspect =
-            login || hdr.type == 'Z' || hdr.type == 'E' || !c || (hdr.type == 'C' && c->sets);
+        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || !c ||
+                       (hdr.type == 'C' && (c->sets || c->digest_id));
         if (inspect && avail < whole) {
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
                 px_server_close(s, "out of memory");
@@ -776,6 +776,8 @@ void px_server_process(px_server_t *s)
         case 'C':
             if (c && forward && c->sets)
                 px_client_sets_on_command(c, body);
+            if (c && forward && c->digest_id)
+                px_client_digest_done(c, s, &body);
             break;
         case 'E':
             if (c && forward && c->retry && px_client_retry_error(c, body)) {
@@ -787,6 +789,8 @@ void px_server_process(px_server_t *s)
             }
             if (c && forward && c->sets)
                 px_client_sets_on_error(c);
+            if (c && forward && c->digest_id)
+                px_client_digest_done(c, s, NULL);
             if (kind == PX_REQ_SKIP_SET && c) {
                 /* a startup setting of this client the server refused: tell
                  * the client as a warning rather than failing its query */

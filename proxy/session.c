@@ -24,6 +24,7 @@
 #include "px.h"
 #include "sqlscan.h"
 #include "px_classify.h"
+#include "px_digest.h"
 #include "px_metrics.h"
 #include "px_tls.h"
 
@@ -1112,6 +1113,37 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         pin(c, "out of memory");
 }
 
+/* ---- per-query digests ----------------------------------------------------------- */
+
+/* The number at the end of a CommandComplete tag ("SELECT 5", "INSERT 0 3"). */
+static uint64_t tag_rows(px_span_t body)
+{
+    px_span_t tag;
+    if (!px_codec_parse_command_complete(body, &tag))
+        return 0;
+    size_t i = tag.n;
+    while (i > 0 && tag.p[i - 1] >= '0' && tag.p[i - 1] <= '9')
+        i--;
+    if (i == tag.n || i == 0 || tag.p[i - 1] != ' ')
+        return 0;
+    uint64_t v = 0;
+    for (; i < tag.n && v < UINT64_MAX / 10; i++)
+        v = v * 10 + (uint64_t)(tag.p[i] - '0');
+    return v;
+}
+
+void px_client_digest_done(px_client_t *c, px_server_t *s, const px_span_t *tag_body)
+{
+    uint64_t id = c->digest_id;
+    c->digest_id = 0; /* one record per statement sent (a multi-statement Query: its first) */
+    if (!id || !c->q_start_ns)
+        return;
+    double secs = (double)(uv_hrtime() - c->q_start_ns) / 1e9;
+    px_digest_record(id, secs, tag_body ? tag_rows(*tag_body) : 0,
+                     s->pool->is_primary ? PX_DIGEST_ROUTE_PRIMARY : PX_DIGEST_ROUTE_REPLICA, false,
+                     tag_body == NULL);
+}
+
 /* ---- a replica read retried elsewhere ------------------------------------------ */
 
 /*
@@ -1262,6 +1294,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return MSG_FAILED;
         }
         PX_STAT_INC(w, queries);
+        c->digest_id = px_digest_id((const char *)sql.p, sql.n);
         if (txn_mode) {
             bool all;
             char name[128];
@@ -1297,6 +1330,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return MSG_FAILED;
         }
         c->unsynced = true;
+        c->digest_id = px_digest_id((const char *)sql.p, sql.n);
         if (!txn_mode || stmt.n == 0) {
             if (txn_mode && !c->pinned) {
                 const char *why = session_state(c, sql.p, sql.n);
@@ -1399,6 +1433,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 msg_result_t r = ensure_stmt(s, st, to_server);
                 if (r != MSG_FORWARD)
                     return r;
+                const uint8_t *qz = memchr(st->rest, 0, st->rest_len);
+                if (qz)
+                    c->digest_id = px_digest_id((const char *)st->rest, (size_t)(qz - st->rest));
                 const uint8_t *after = stmt.p + stmt.n + 1;
                 r = rewrite(to_server, 'B', portal.p, portal.n + 1, st->key, after,
                             (size_t)(body.p + body.n - after));

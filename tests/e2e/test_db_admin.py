@@ -7,9 +7,7 @@
 - slow-queries: the proxy's own per-query digests joined with
   pg_stat_statements. The digests are fed by the session code (every
   Query / Execute with its elapsed time, rows from CommandComplete and route,
-  cache hits with route "cache"); the tests that need that feeding are
-  marked xfail(strict) until the session call sites exist, and will start
-  failing as XPASS the day they do (then drop the marks).
+  cache hits with route "cache").
 - index-recommendations: EXPLAIN (never ANALYZE) of the slowest statements in
   a read-only transaction, B-tree / GIN suggestions for sequential scans with
   filters, HypoPG's cost estimate when the extension is installed. Each test
@@ -36,11 +34,6 @@ RECS = "/api/v1/database/index-recommendations"
 EXPLAIN = "/api/v1/routing/explain"
 
 pytestmark = pytest.mark.skipif(DIRECT, reason="PX_E2E_DIRECT=1: the admin port is the proxy's")
-
-NEEDS_CALL_SITES = pytest.mark.xfail(
-    strict=True, reason="needs the session call sites that feed px_digest (issue 6)"
-)
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -348,7 +341,6 @@ def test_slow_queries_without_pg_stat_statements(proxy, stack):
             c.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
 
 
-@NEEDS_CALL_SITES
 def test_slow_queries_report_the_proxys_digests(proxy, scratch_db):
     db = scratch_db()
     t = big_table(db, rows=20000)
@@ -383,7 +375,6 @@ def test_slow_queries_report_the_proxys_digests(proxy, scratch_db):
     assert totals == sorted(totals, reverse=True)
 
 
-@NEEDS_CALL_SITES
 def test_slow_queries_order_by_mean_puts_the_slowest_call_first(proxy):
     ep = admin_up(proxy())
     marker = unique("m")
@@ -398,7 +389,6 @@ def test_slow_queries_order_by_mean_puts_the_slowest_call_first(proxy):
     assert ours[1]["calls"] == 200
 
 
-@NEEDS_CALL_SITES
 def test_slow_queries_count_cache_hits_and_replica_reads(proxy, stack):
     ports = replica_ports(stack)
     ep = admin_up(proxy(env={"CACHE_ENABLED": "true",
@@ -519,7 +509,6 @@ def test_index_recommendations_without_hypopg_have_no_cost_after(proxy, scratch_
     assert any(small in s["query"] and "too small" in s["reason"] for s in b["skipped"]), b
 
 
-@NEEDS_CALL_SITES
 @pytest.mark.timeout_s(90)
 def test_index_recommendations_from_the_proxys_digests(proxy, scratch_db):
     db = scratch_db(hypopg=True)
