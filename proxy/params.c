@@ -206,16 +206,37 @@ size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char
     const char *n, *v;
     int off = 0;
     bool any = false;
+    char key[66];
     if (cap)
         sql[0] = 0;
+    /* startup values (a name a client SET over is left to the SET) */
     while ((off = next_pair(want, (uint32_t)off, &n, &v)) >= 0) {
         const char *cur = px_params_get(have, n);
-        if ((cur && strcmp(cur, v) == 0) || v[0] == PX_PARAM_SQL)
+        if (n[0] == PX_PARAM_SQL || (cur && strcmp(cur, v) == 0))
+            continue;
+        key[0] = PX_PARAM_SQL;
+        snprintf(key + 1, sizeof(key) - 1, "%s", n);
+        if (px_params_get(want, key))
             continue;
         if (!put_str(sql, cap, &len, any ? ", " : "SELECT ") ||
             !put_str(sql, cap, &len, "pg_catalog.set_config(") ||
             !put_quoted(sql, cap, &len, n, '\'') || !put_str(sql, cap, &len, ", ") ||
             !put_quoted(sql, cap, &len, v, '\'') || !put_str(sql, cap, &len, ", false)"))
+            goto full;
+        any = true;
+    }
+    /* a SET gone (RESET): back to the startup value, if the client has one */
+    off = 0;
+    while ((off = next_pair(have, (uint32_t)off, &n, &v)) >= 0) {
+        if (n[0] != PX_PARAM_SQL || px_params_get(want, n))
+            continue;
+        const char *base = px_params_get(want, n + 1);
+        if (!base)
+            continue; /* RESET below */
+        if (!put_str(sql, cap, &len, any ? ", " : "SELECT ") ||
+            !put_str(sql, cap, &len, "pg_catalog.set_config(") ||
+            !put_quoted(sql, cap, &len, n + 1, '\'') || !put_str(sql, cap, &len, ", ") ||
+            !put_quoted(sql, cap, &len, base, '\'') || !put_str(sql, cap, &len, ", false)"))
             goto full;
         any = true;
     }
@@ -226,18 +247,30 @@ size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char
     off = 0;
     while ((off = next_pair(want, (uint32_t)off, &n, &v)) >= 0) {
         const char *cur = px_params_get(have, n);
-        if (v[0] != PX_PARAM_SQL || (cur && strcmp(cur, v) == 0))
+        if (n[0] != PX_PARAM_SQL || (cur && strcmp(cur, v) == 0))
             continue;
-        if (!put_str(sql, cap, &len, "SET ") || !put_quoted(sql, cap, &len, n, '"') ||
+        if (!put_str(sql, cap, &len, "SET ") || !put_quoted(sql, cap, &len, n + 1, '"') ||
             !put_str(sql, cap, &len, " = ") || !put_str(sql, cap, &len, v + 1) ||
             !put_str(sql, cap, &len, "\n;"))
             goto full;
     }
     off = 0;
     while ((off = next_pair(have, (uint32_t)off, &n, &v)) >= 0) {
+        const char *name = n[0] == PX_PARAM_SQL ? n + 1 : n;
         if (px_params_get(want, n))
             continue;
-        if (!put_str(sql, cap, &len, "RESET ") || !put_quoted(sql, cap, &len, n, '"') ||
+        if (n[0] == PX_PARAM_SQL) {
+            /* a SET gone: RESET unless a startup value was put back above */
+            if (px_params_get(want, name))
+                continue;
+        } else {
+            /* a startup value gone: RESET unless the client still SETs it */
+            key[0] = PX_PARAM_SQL;
+            snprintf(key + 1, sizeof(key) - 1, "%s", n);
+            if (px_params_get(want, key))
+                continue;
+        }
+        if (!put_str(sql, cap, &len, "RESET ") || !put_quoted(sql, cap, &len, name, '"') ||
             !put_str(sql, cap, &len, ";"))
             goto full;
     }

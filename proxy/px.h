@@ -313,6 +313,7 @@ struct px_client {
     struct px_client_cache *cache; /* result-cache state (cacheflow.c), lazily made */
     struct px_client_sets *sets;   /* session SETs run but not yet carried (session.c) */
     struct px_retry *retry;        /* a replica unit kept until its first reply byte */
+    char *restore;                 /* startup values to put back after a RESET being sent */
     bool pinned;                   /* keeps its server connection until it leaves */
     uint8_t route;                 /* px_route_verdict_t of the current transaction */
     bool skip_till_sync;           /* the proxy raised an error in this batch: drop to Sync */
@@ -556,9 +557,10 @@ void px_io_tls_pump(px_io_t *io);
 void px_io_release_in(px_io_t *io);
 
 /* params.c */
-/* First byte of a value a client set with SET: the rest is its value list as
- * written in SQL, replayed with SET (startup values are plain strings,
- * replayed with set_config()). */
+/* First byte of the name and of the value of a setting a client made with SET
+ * (kept beside the startup value of the same name, which a RESET brings
+ * back): the value's rest is its value list as written in SQL, replayed with
+ * SET (startup values are plain strings, replayed with set_config()). */
 #define PX_PARAM_SQL '\x01'
 /** Remove @p name; true if it was there. */
 bool px_params_del(px_params_t *p, const char *name);

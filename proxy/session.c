@@ -236,6 +236,8 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
         c->pool->n_pinned--;
     px_cacheflow_client_gone(c);
     sets_clear(c);
+    free(c->restore);
+    c->restore = NULL;
     px_client_retry_disarm(c);
     detach_server(c);
     px_io_close(&c->io, client_free_cb);
@@ -1068,33 +1070,40 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         sets_clear(c);
         return;
     }
+    /* a SET is kept under PX_PARAM_SQL + name, beside the startup value of
+     * the same name (which a RESET brings back) */
     bool ok = true;
     for (int i = 0; i < ps->confirmed && ok && !c->pinned; i++) {
-        const char *name = ps->item[i].name, *cur = px_params_get(&c->params, name);
+        char key[66];
+        key[0] = PX_PARAM_SQL;
+        snprintf(key + 1, sizeof(key) - 1, "%s", ps->item[i].name);
         switch (ps->item[i].kind) {
         case PX_SET_VALUE: {
             const char *v = ps->item[i].value;
-            ok = px_params_set(&c->params, name, strlen(name), v, strlen(v));
+            ok = px_params_set(&c->params, key, strlen(key), v, strlen(v));
             break;
         }
         case PX_SET_RESET:
-            /* the server resets to its own default, not to this client's
-             * startup value */
-            if (cur && cur[0] != PX_PARAM_SQL)
-                ok = false;
-            else
-                px_params_del(&c->params, name);
+            px_params_del(&c->params, key);
             break;
         case PX_SET_RESET_ALL: {
-            const char *p = c->params.block, *e = p ? p + c->params.len : NULL;
-            while (ok && p && p < e) {
-                const char *v = p + strlen(p) + 1;
-                if (v[0] != PX_PARAM_SQL)
-                    ok = false;
-                p = v + strlen(v) + 1;
+            /* drop every SET; the startup values stay (and were put back) */
+            bool again = true;
+            while (again) {
+                again = false;
+                const char *p = c->params.block, *e = p ? p + c->params.len : NULL;
+                while (p && p < e) {
+                    const char *v = p + strlen(p) + 1;
+                    if (p[0] == PX_PARAM_SQL) {
+                        char name[66];
+                        snprintf(name, sizeof(name), "%s", p);
+                        px_params_del(&c->params, name);
+                        again = true;
+                        break;
+                    }
+                    p = v + strlen(v) + 1;
+                }
             }
-            if (ok)
-                px_params_free(&c->params);
             break;
         }
         default:
@@ -1104,13 +1113,43 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
     sets_clear(c);
     if (c->pinned)
         return;
-    if (!ok) {
-        pin(c, "RESET of a startup setting");
-        return;
-    }
-    /* the server ran them: it has the client's settings now */
-    if (!px_params_copy(&s->applied, &c->params))
+    /* the server ran them (and the startup values a RESET undid were put
+     * back right after it): it has the client's settings now */
+    if (!ok || !px_params_copy(&s->applied, &c->params))
         pin(c, "out of memory");
+}
+
+/* After a client's RESET of a startup setting (or RESET ALL), the server
+ * would fall back to its own default: the statement that puts the client's
+ * startup values back, sent right behind the client's. Returns a heap
+ * string or NULL when nothing needs restoring. */
+static char *restore_sql(px_client_t *c, const uint8_t *sql, size_t n)
+{
+    px_set_stmt_t st;
+    if (!px_sqlscan_parse_set((const char *)sql, n, &st) ||
+        (st.kind != PX_SET_RESET && st.kind != PX_SET_RESET_ALL))
+        return NULL;
+    px_params_t want = {0};
+    const char *p = c->params.block, *e = p ? p + c->params.len : NULL;
+    while (p && p < e) {
+        const char *v = p + strlen(p) + 1;
+        if (p[0] != PX_PARAM_SQL && (st.kind == PX_SET_RESET_ALL || strcmp(p, st.name) == 0) &&
+            !px_params_set(&want, p, strlen(p), v, strlen(v))) {
+            px_params_free(&want);
+            return NULL;
+        }
+        p = v + strlen(v) + 1;
+    }
+    char *out = NULL;
+    if (want.count > 0 && (out = malloc(8192))) {
+        px_params_t none = {0};
+        if (px_params_diff_sql(&none, &want, out, 8192) == 0) {
+            free(out);
+            out = NULL;
+        }
+    }
+    px_params_free(&want);
+    return out;
 }
 
 /* ---- per-query digests ----------------------------------------------------------- */
@@ -1295,6 +1334,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         PX_STAT_INC(w, queries);
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
+        if (c->tx_status != 'E' && !c->pinned && !c->restore)
+            c->restore = restore_sql(c, sql.p, sql.n);
         if (txn_mode) {
             bool all;
             char name[128];
@@ -1331,6 +1372,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         c->unsynced = true;
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
+        if (c->tx_status != 'E' && !c->pinned && !c->restore)
+            c->restore = restore_sql(c, sql.p, sql.n);
         if (!txn_mode || stmt.n == 0) {
             if (txn_mode && !c->pinned) {
                 const char *why = session_state(c, sql.p, sql.n);
@@ -1682,6 +1725,14 @@ void px_client_process(px_client_t *c)
         in->rpos += n;
         c->io.pass_left = whole - n;
         forwarded += n;
+        if (c->restore && !c->io.pass_left && (hdr.type == 'S' || hdr.type == 'Q')) {
+            /* right behind the RESET: the client's startup values again */
+            bool ok = px_server_inject(s, &to_server, c->restore, PX_REQ_SKIP_SET);
+            free(c->restore);
+            c->restore = NULL;
+            if (!ok)
+                goto server_broken;
+        }
         if (c->route == PX_ROUTE_REPLICA && (hdr.type == 'S' || hdr.type == 'Q'))
             c->unit_done = true;
         if (!c->q_start_ns && (hdr.type == 'Q' || hdr.type == 'S' || hdr.type == 'F'))

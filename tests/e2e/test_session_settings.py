@@ -212,3 +212,55 @@ def test_the_result_cache_keys_on_carried_settings(proxy):
         with pg_super() as s:
             s.execute("DROP SCHEMA %s CASCADE" % s1)
             s.execute("DROP SCHEMA %s CASCADE" % s2)
+
+
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_reset_brings_back_the_clients_startup_values(proxy, mode):
+    ep = pool(proxy, POOL_MODE=mode)
+    opts = dict(options="-c extra_float_digits=1", application_name="app_e2e")
+    with Churn(ep) if mode == "transaction" else _nothing(), \
+            ep.connect(autocommit=True, **opts) as a:
+        a.execute("SET datestyle = 'ISO, YMD'")
+        a.execute("RESET datestyle")
+        assert a.execute("SHOW application_name").fetchone()[0] == "app_e2e"
+        for _ in range(10):
+            assert a.execute("SHOW extra_float_digits").fetchone()[0] == "1"
+        a.execute("SET application_name = 'changed'")
+        a.execute("RESET ALL")
+        for _ in range(10):
+            assert a.execute("SHOW application_name").fetchone()[0] == "app_e2e"
+            assert a.execute("SHOW extra_float_digits").fetchone()[0] == "1"
+        a.execute("RESET application_name")
+        assert a.execute("SHOW application_name").fetchone()[0] == "app_e2e"
+    assert pins(ep) == 0
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_reset_of_startup_timezone_and_datestyle_matches_postgresql(proxy, stack):
+    """pg_regress runs with PGTZ and PGDATESTYLE in the startup packet; RESET
+    must bring those back, not the server's defaults."""
+    import os
+    import subprocess
+    ep = pool(proxy)
+    env = dict(os.environ, PGTZ="PST8PDT", PGDATESTYLE="Postgres, MDY",
+               PGPASSWORD="fnx_pass")
+    # one statement per query, as psql sends a script
+    stmts = ["SET datestyle = 'ISO, YMD'", "RESET datestyle", "SHOW datestyle",
+             "SET TIME ZONE 'UTC'", "RESET ALL", "SHOW TimeZone", "SHOW datestyle"]
+    outs = []
+    for port in (stack["port"], ep.port):
+        args = ["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(port), "-U", "fnx",
+                "-d", "fnx"]
+        for st in stmts:
+            args += ["-c", st]
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+        outs.append([ln for ln in r.stdout.splitlines() if ln not in ("SET", "RESET", "")])
+    assert outs[0] == ["Postgres, MDY", "PST8PDT", "Postgres, MDY"], outs[0]
+    assert outs[1] == outs[0]

@@ -646,13 +646,26 @@ static const test_entry_t set_tests[] = {
 static void test_diff_replays_client_sets_with_set_and_their_value_as_written(void)
 {
     px_params_t have = {0}, want = {0};
-    set_ok(&want, "search_path", "\x01\"App\", public");
+    set_ok(&want, "\x01search_path", "\x01\"App\", public");
     set_ok(&want, "application_name", "web");
-    set_ok(&have, "myapp.tenant", "\x01'old'");
+    set_ok(&have, "\x01myapp.tenant", "\x01'old'");
     EXPECT_DIFF(&have, &want,
                 "SELECT pg_catalog.set_config('application_name', 'web', false);"
                 "SET \"search_path\" = \"App\", public\n;"
                 "RESET \"myapp.tenant\";");
+    px_params_free(&have);
+    px_params_free(&want);
+}
+
+static void test_diff_puts_a_startup_value_back_when_its_set_is_gone(void)
+{
+    px_params_t have = {0}, want = {0};
+    set_ok(&have, "datestyle", "Postgres, MDY");
+    set_ok(&have, "\x01" "datestyle", "\x01'ISO, YMD'");
+    set_ok(&want, "datestyle", "Postgres, MDY");
+    EXPECT_DIFF(&have, &want, "SELECT pg_catalog.set_config('datestyle', 'Postgres, MDY', false);");
+    /* and a SET over a startup value wins over it */
+    EXPECT_DIFF(&want, &have, "SET \"datestyle\" = 'ISO, YMD'\n;");
     px_params_free(&have);
     px_params_free(&want);
 }
@@ -681,6 +694,7 @@ static void test_del_removes_a_name_and_keeps_the_hash_order_independent(void)
 
 static const test_entry_t diff_tests[] = {
     T(test_diff_replays_client_sets_with_set_and_their_value_as_written),
+    T(test_diff_puts_a_startup_value_back_when_its_set_is_gone),
     T(test_del_removes_a_name_and_keeps_the_hash_order_independent),
     T(test_diff_of_equal_sets_is_an_empty_string),
     T(test_diff_sets_changed_and_missing_names),
