@@ -1334,7 +1334,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         PX_STAT_INC(w, queries);
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
-        if (c->tx_status != 'E' && !c->pinned && !c->restore)
+        if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, sql.p, sql.n);
         if (txn_mode) {
             bool all;
@@ -1372,7 +1372,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         c->unsynced = true;
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
-        if (c->tx_status != 'E' && !c->pinned && !c->restore)
+        if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, sql.p, sql.n);
         if (!txn_mode || stmt.n == 0) {
             if (txn_mode && !c->pinned) {

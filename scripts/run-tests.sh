@@ -6,6 +6,7 @@
 #               normal build (build: RelWithDebInfo)
 #   (b) unit    ctest in build-asan (LeakSanitizer on)
 #   (c) e2e     pytest tests/e2e against the stack, proxy = build-asan/fastnext-proxy
+#   (c2) regress PostgreSQL's regression SQL directly and through the proxy, diffed
 #   (d) format  clang-format --dry-run --Werror over the C sources
 #   (e) fuzz    libFuzzer targets (clang-14, build-fuzz), each for a bounded time
 #
@@ -260,6 +261,37 @@ else
         note "pytest produced no results (exit $e2e_rc)"
         PARTS+=("e2e ERROR (pytest exit $e2e_rc)")
         TOTAL_FAILED=$((TOTAL_FAILED + 1))
+        fail_step
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------
+# (c2) PostgreSQL's regression SQL, directly and through the proxy (result cache on, with
+# and without replicas), outputs compared; temp.sql is left out: it expects a brand-new
+# backend after \c, which a pool does not give (tests/regress/README.md)
+# ---------------------------------------------------------------------------------------
+header "regress (c2): tests/regress/run.py --variants cache,replicas"
+if [[ ! -x build-asan/fastnext-proxy ]]; then
+    PARTS+=("regress not run (no proxy binary)")
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+    fail_step
+else
+    mapfile -t regress_names < <(find tests/regress/sql -name '*.sql' -printf '%f\n' |
+        sed 's/\.sql$//' | grep -vx temp | sort)
+    run_interruptible timeout --kill-after=30 900 "$PY" tests/regress/run.py \
+        --variants cache,replicas --out "$OUT/regress" \
+        --proxy-bin "$ROOT/build-asan/fastnext-proxy" "${regress_names[@]}"
+    regress_rc=$last_rc
+    check_interrupt
+    n_regress=$((${#regress_names[@]} * 2))
+    if ((regress_rc == 0)); then
+        PARTS+=("regress $n_regress/$n_regress identical")
+        TOTAL_PASSED=$((TOTAL_PASSED + n_regress))
+    else
+        n_diff="$(find "$OUT/regress" -name '*.diff' 2>/dev/null | wc -l)"
+        PARTS+=("regress $((n_regress - n_diff))/$n_regress identical (exit $regress_rc)")
+        TOTAL_PASSED=$((TOTAL_PASSED + n_regress - n_diff))
+        TOTAL_FAILED=$((TOTAL_FAILED + (n_diff > 0 ? n_diff : 1)))
         fail_step
     fi
 fi
