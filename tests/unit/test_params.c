@@ -661,7 +661,10 @@ static void test_diff_puts_a_startup_value_back_when_its_set_is_gone(void)
 {
     px_params_t have = {0}, want = {0};
     set_ok(&have, "datestyle", "Postgres, MDY");
-    set_ok(&have, "\x01" "datestyle", "\x01'ISO, YMD'");
+    set_ok(&have,
+           "\x01"
+           "datestyle",
+           "\x01'ISO, YMD'");
     set_ok(&want, "datestyle", "Postgres, MDY");
     EXPECT_DIFF(&have, &want, "SELECT pg_catalog.set_config('datestyle', 'Postgres, MDY', false);");
     /* and a SET over a startup value wins over it */
