@@ -400,7 +400,11 @@ static int parse_queries(const char *body, size_t len, char **out, int cap)
         if (k >= e || *k != '"' || n >= cap)
             goto bad;
         k++;
-        char *q = malloc((size_t)(e - k) + 1);
+        /* the string's encoded length bounds its decoded one */
+        const char *z = k;
+        while (z < e && *z != '"')
+            z += *z == '\\' ? 2 : 1;
+        char *q = malloc((size_t)(z - k) + 4);
         if (!q)
             goto bad;
         size_t ql = 0;

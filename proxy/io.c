@@ -132,6 +132,7 @@ void px_sender_init(px_sender_t *s, px_io_t *dst)
     s->bytes = 0;
     s->scratch_used = 0;
     s->n_heap = 0;
+    s->flushes = 0;
 }
 
 static void sender_reset(px_sender_t *s)
@@ -276,11 +277,19 @@ static int start_write(px_io_t *io)
 
 static int tls_flush_out(px_io_t *io);
 
+void px_sender_discard(px_sender_t *s)
+{
+    s->n = 0;
+    s->bytes = 0;
+    sender_reset(s);
+}
+
 int px_sender_flush(px_sender_t *s)
 {
     px_io_t *io = s->dst;
     if (s->n == 0)
         return 0;
+    s->flushes++;
     if (io->tls && !io->closing) {
         /* encrypt everything queued, then send the ciphertext */
         px_tls_result_t r = px_tls_writev(io->tls, (const struct iovec *)s->iov, s->n);

@@ -153,6 +153,7 @@ typedef struct px_sender {
     size_t scratch_used;
     void *heap[4]; /* larger rewritten messages, freed at flush */
     int n_heap;
+    unsigned flushes; /* writes so far: bytes queued before the first one can be taken back */
     uint8_t scratch[PX_SENDER_SCRATCH];
 } px_sender_t;
 
@@ -539,6 +540,8 @@ bool px_sender_commit(px_sender_t *s, px_wbuf_t *wb) PX_MUSTCHECK_INT;
  * broken; the caller starts its teardown).
  */
 int px_sender_flush(px_sender_t *s) PX_MUSTCHECK_INT;
+/** Forget everything queued and not yet written. */
+void px_sender_discard(px_sender_t *s);
 /** Whether the destination still has bytes in flight (the source must wait). */
 static inline bool px_io_blocked(const px_io_t *io)
 {

@@ -780,9 +780,12 @@ void px_server_process(px_server_t *s)
                 px_client_digest_done(c, s, &body);
             break;
         case 'E':
-            if (c && forward && c->retry && px_client_retry_error(c, body)) {
-                /* a replica refused or lost the read before answering: the
-                 * unit goes elsewhere and this connection goes away */
+            if (c && forward && c->retry && to_client.flushes == 0 &&
+                px_client_retry_error(c, body)) {
+                /* a replica refused or lost the read before any of its reply
+                 * reached the client (what this pass queued is taken back):
+                 * the unit goes elsewhere and this connection goes away */
+                px_sender_discard(&to_client);
                 in->rpos += whole;
                 px_server_close(s, "replica error before the first reply byte");
                 return;
@@ -812,8 +815,6 @@ void px_server_process(px_server_t *s)
             if (req && req_is_extended(kind)) {
                 /* forward or drop this message first, then skip to Sync */
                 uint32_t n = whole;
-                if (forward && c->retry)
-                    px_client_retry_disarm(c);
                 if (forward && !px_sender_span(&to_client, p, n))
                     goto client_broken;
                 if (forward && px_cacheflow_filling(c))
@@ -834,8 +835,6 @@ void px_server_process(px_server_t *s)
         }
         uint32_t n = avail < whole ? (uint32_t)avail : whole;
         if (forward) {
-            if (c->retry)
-                px_client_retry_disarm(c);
             if (!px_sender_span(&to_client, p, n))
                 goto client_broken;
             forwarded += n;
@@ -872,6 +871,8 @@ void px_server_process(px_server_t *s)
     if (s->state == PX_SERVER_CLOSING)
         return;
     if (c && to_client.n > 0) {
+        if (c->retry)
+            px_client_retry_disarm(c); /* reply bytes reach the client now */
         if (px_sender_flush(&to_client) != 0)
             goto client_broken;
         PX_STAT_ADD(w, bytes_server_to_client, forwarded);
