@@ -101,6 +101,12 @@ VARIANTS = {
 NORMALISE = [
     # backend process ids (pg_stat_activity, pg_terminate_backend messages, ...)
     (re.compile(r"\b(PID|pid|process) \d+\b"), r"\1 N"),
+    # the script line psql prefixes to an asynchronous NOTICE/WARNING/INFO is the line it
+    # was reading when the message reached it: a statement-level BEFORE trigger's notice
+    # during COPY FROM stdin (flushed by the server right after CopyInResponse) is shown
+    # with the COPY line when both arrive in one read, and with the line of the closing
+    # \. otherwise; through a proxy they often arrive together
+    (re.compile(r"^psql:([^:\n]+):\d+: (NOTICE|WARNING|INFO):", re.M), r"psql:\1:N: \2:"),
     # \timing output, should a file turn it on
     (re.compile(r"Time: \d+\.\d+ ms.*"), "Time: N ms"),
 ]
@@ -121,6 +127,9 @@ def psql_env(port, dbname, password=None):
         PGCONNECT_TIMEOUT="10",
         # what pg_regress puts in its tests' environment
         PGAPPNAME="pg_regress",
+        # what the suite's \getenv reads: data files live in tests/regress/data
+        PG_ABS_SRCDIR=HERE,
+        PG_ABS_BUILDDIR=HERE,
         PGTZ="PST8PDT",
         PGDATESTYLE="Postgres, MDY",
         LC_MESSAGES="C",
@@ -185,6 +194,11 @@ def build_template():
 def fresh_db(name):
     drop_db(name)
     admin_sql('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, TEMPLATE_DB))
+    # The stack preloads pg_stat_statements, which turns compute_query_id on, and then
+    # EXPLAIN VERBOSE prints a "Query Identifier" that hashes the OIDs of the objects a
+    # file created: different in every fresh database.  pg_regress's own runs do not
+    # show it either.
+    admin_sql('ALTER DATABASE "%s" SET compute_query_id = off' % name)
     wait_replicas_caught_up()
 
 
