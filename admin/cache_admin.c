@@ -95,51 +95,120 @@ static void cache_stats(px_json_t *j, void *arg)
     px_json_obj_end(j);
 }
 
-/* The strings of "tags": [...] in a small JSON body, without a full parser:
- * every string after the "tags" key up to the closing bracket. */
-static int parse_tags(const char *body, size_t len, char tags[][64], int cap)
+/* The strings of "<key>": [...] in a small JSON body (heap copies, JSON
+ * escapes decoded, \uXXXX as UTF-8): at most @p cap of them, none empty or
+ * longer than @p max_len bytes as written. Returns how many, -1 when the body
+ * does not hold such a list. Not a general JSON parser: the first "<key>"
+ * in the text counts. */
+static int parse_strings(const char *body, size_t len, const char *key, char **out, int cap,
+                         size_t max_len)
 {
-    const char *e = body + len;
-    const char *k = NULL;
-    for (const char *p = body; p + 6 <= e; p++) {
-        if (memcmp(p, "\"tags\"", 6) == 0) {
-            k = p + 6;
+    const char *e = body + len, *k = NULL;
+    size_t kl = strlen(key);
+    for (const char *p = body; p + kl + 2 <= e; p++)
+        if (p[0] == '"' && memcmp(p + 1, key, kl) == 0 && p[kl + 1] == '"') {
+            k = p + kl + 2;
             break;
         }
-    }
     if (!k)
         return -1;
-    while (k < e && (*k == ' ' || *k == ':' || *k == '\n' || *k == '\t' || *k == '\r'))
+    while (k < e && (*k == ':' || isspace((unsigned char)*k)))
         k++;
-    if (k >= e || *k != '[')
+    if (k >= e || *k++ != '[')
         return -1;
-    k++;
     int n = 0;
-    while (k < e && *k != ']') {
-        if (*k == '"') {
-            const char *s = ++k;
-            while (k < e && *k != '"' && *k != '\\')
-                k++;
-            if (k >= e || *k != '"' || k - s == 0 || k - s >= 64 || n >= cap)
-                return -1;
-            memcpy(tags[n], s, (size_t)(k - s));
-            tags[n][k - s] = 0;
-            n++;
+    while (k < e) {
+        while (k < e && (*k == ',' || isspace((unsigned char)*k)))
             k++;
-        } else if (*k == ',' || isspace((unsigned char)*k)) {
-            k++;
-        } else {
-            return -1;
+        if (k < e && *k == ']')
+            return n;
+        if (k >= e || *k != '"' || n >= cap)
+            goto bad;
+        k++;
+        /* the string's encoded length bounds its decoded one */
+        const char *z = k;
+        while (z < e && *z != '"')
+            z += *z == '\\' ? 2 : 1;
+        if ((size_t)(z - k) > max_len)
+            goto bad;
+        char *q = malloc((size_t)(z - k) + 4);
+        if (!q)
+            goto bad;
+        size_t ql = 0;
+        while (k < e && *k != '"') {
+            char ch = *k++;
+            if (ch == '\\') {
+                if (k >= e)
+                    break;
+                ch = *k++;
+                switch (ch) {
+                case 'n':
+                    ch = '\n';
+                    break;
+                case 't':
+                    ch = '\t';
+                    break;
+                case 'r':
+                    ch = '\r';
+                    break;
+                case 'b':
+                    ch = '\b';
+                    break;
+                case 'f':
+                    ch = '\f';
+                    break;
+                case 'u': {
+                    unsigned v = 0;
+                    for (int i = 0; i < 4; i++, k++) {
+                        if (k >= e || !isxdigit((unsigned char)*k)) {
+                            free(q);
+                            goto bad;
+                        }
+                        v = v * 16 + (unsigned)(isdigit((unsigned char)*k)
+                                                    ? *k - '0'
+                                                    : (tolower((unsigned char)*k) - 'a' + 10));
+                    }
+                    if (v == 0) {
+                        free(q);
+                        goto bad;
+                    }
+                    if (v < 0x80) {
+                        q[ql++] = (char)v;
+                    } else if (v < 0x800) {
+                        q[ql++] = (char)(0xc0 | (v >> 6));
+                        q[ql++] = (char)(0x80 | (v & 0x3f));
+                    } else {
+                        q[ql++] = (char)(0xe0 | (v >> 12));
+                        q[ql++] = (char)(0x80 | ((v >> 6) & 0x3f));
+                        q[ql++] = (char)(0x80 | (v & 0x3f));
+                    }
+                    continue;
+                }
+                default:
+                    break; /* \" \\ \/ */
+                }
+            }
+            q[ql++] = ch;
         }
+        if (k >= e || ql == 0) {
+            free(q);
+            goto bad;
+        }
+        k++;
+        q[ql] = 0;
+        out[n++] = q;
     }
-    return k < e ? n : -1;
+bad:
+    for (int i = 0; i < n; i++)
+        free(out[i]);
+    return -1;
 }
 
 static int cache_invalidate(const char *body, size_t len, px_json_t *j, void *arg)
 {
     (void)arg;
-    char tags[64][64];
-    int n = parse_tags(body, len, tags, 64);
+    char *tags[64];
+    int n = parse_strings(body, len, "tags", tags, 64, 63);
     if (n < 0) {
         px_json_obj(j);
         px_json_kv_str(j, "error",
@@ -169,6 +238,8 @@ static int cache_invalidate(const char *body, size_t len, px_json_t *j, void *ar
         }
         bumped++;
     }
+    for (int i = 0; i < n; i++)
+        free(tags[i]);
     for (int i = 0; i < np; i++)
         px_cache_tag_bump(pub[i], gen);
     px_cachesync_queue_publish(g_sh, pub, np);
@@ -376,112 +447,11 @@ fail:
     return false;
 }
 
-/* The strings of "queries": [...], JSON escapes decoded (\uXXXX as UTF-8). */
-static int parse_queries(const char *body, size_t len, char **out, int cap)
-{
-    const char *e = body + len, *k = NULL;
-    for (const char *p = body; p + 9 <= e; p++)
-        if (memcmp(p, "\"queries\"", 9) == 0) {
-            k = p + 9;
-            break;
-        }
-    if (!k)
-        return -1;
-    while (k < e && (*k == ':' || isspace((unsigned char)*k)))
-        k++;
-    if (k >= e || *k++ != '[')
-        return -1;
-    int n = 0;
-    while (k < e) {
-        while (k < e && (*k == ',' || isspace((unsigned char)*k)))
-            k++;
-        if (k < e && *k == ']')
-            return n;
-        if (k >= e || *k != '"' || n >= cap)
-            goto bad;
-        k++;
-        /* the string's encoded length bounds its decoded one */
-        const char *z = k;
-        while (z < e && *z != '"')
-            z += *z == '\\' ? 2 : 1;
-        char *q = malloc((size_t)(z - k) + 4);
-        if (!q)
-            goto bad;
-        size_t ql = 0;
-        while (k < e && *k != '"') {
-            char ch = *k++;
-            if (ch == '\\') {
-                if (k >= e)
-                    break;
-                ch = *k++;
-                switch (ch) {
-                case 'n':
-                    ch = '\n';
-                    break;
-                case 't':
-                    ch = '\t';
-                    break;
-                case 'r':
-                    ch = '\r';
-                    break;
-                case 'b':
-                    ch = '\b';
-                    break;
-                case 'f':
-                    ch = '\f';
-                    break;
-                case 'u': {
-                    unsigned v = 0;
-                    for (int i = 0; i < 4; i++, k++) {
-                        if (k >= e || !isxdigit((unsigned char)*k)) {
-                            free(q);
-                            goto bad;
-                        }
-                        v = v * 16 + (unsigned)(isdigit((unsigned char)*k)
-                                                    ? *k - '0'
-                                                    : (tolower((unsigned char)*k) - 'a' + 10));
-                    }
-                    if (v == 0) {
-                        free(q);
-                        goto bad;
-                    }
-                    if (v < 0x80) {
-                        q[ql++] = (char)v;
-                    } else if (v < 0x800) {
-                        q[ql++] = (char)(0xc0 | (v >> 6));
-                        q[ql++] = (char)(0x80 | (v & 0x3f));
-                    } else {
-                        q[ql++] = (char)(0xe0 | (v >> 12));
-                        q[ql++] = (char)(0x80 | ((v >> 6) & 0x3f));
-                        q[ql++] = (char)(0x80 | (v & 0x3f));
-                    }
-                    continue;
-                }
-                default:
-                    break; /* \" \\ \/ */
-                }
-            }
-            q[ql++] = ch;
-        }
-        if (k >= e || ql == 0) {
-            free(q);
-            goto bad;
-        }
-        k++;
-        q[ql] = 0;
-        out[n++] = q;
-    }
-bad:
-    for (int i = 0; i < n; i++)
-        free(out[i]);
-    return -1;
-}
-
 static int cache_warm(const char *body, size_t len, px_json_t *j, void *arg)
 {
     (void)arg;
     char **q = calloc(PX_WARM_MAX, sizeof(char *));
-    int n = q ? parse_queries(body, len, q, PX_WARM_MAX) : -1;
+    int n = q ? parse_strings(body, len, "queries", q, PX_WARM_MAX, len) : -1;
     if (n <= 0) {
         free(q);
         px_json_obj(j);

@@ -169,6 +169,8 @@ bool px_codec_parse_execute(px_span_t body, px_span_t *portal,
                             int32_t *max_rows) PX_CODEC_MUSTCHECK;
 /** 'C' CommandComplete: the tag. */
 bool px_codec_parse_command_complete(px_span_t body, px_span_t *tag) PX_CODEC_MUSTCHECK;
+/** The row count a CommandComplete tag ends with ("SELECT 5", "INSERT 0 3"), 0 if none. */
+uint64_t px_codec_tag_rows(px_span_t tag);
 /** 'p' from the client after AuthenticationSASL: SASLInitialResponse. */
 bool px_codec_parse_sasl_initial(px_span_t body, px_span_t *mechanism,
                                  px_span_t *data) PX_CODEC_MUSTCHECK;

@@ -80,6 +80,7 @@ struct px_client_cache {
     struct px_txn_bumps bumps; /* to bump again when the transaction ends */
     uint8_t *unnamed;          /* the last unnamed Parse body after its name */
     uint32_t unnamed_len;
+    uint32_t unnamed_cap; /* bytes allocated: grown, never shrunk, reused per Parse */
 };
 
 /*
@@ -406,24 +407,10 @@ static void unknown_relation(void)
         px_health_refresh_catalog();
 }
 
-/* Whether @p word (lower case) appears in @p sql, case-insensitively. */
-static bool mentions(const uint8_t *sql, size_t n, const char *word)
-{
-    size_t wl = strlen(word);
-    for (size_t i = 0; i + wl <= n; i++) {
-        size_t k = 0;
-        while (k < wl && (sql[i + k] | 0x20) == word[k])
-            k++;
-        if (k == wl)
-            return true;
-    }
-    return false;
-}
-
 /* TABLESAMPLE draws other rows each time unless REPEATABLE: never cached. */
 static bool sampled(const uint8_t *sql, size_t n)
 {
-    return mentions(sql, n, "tablesample");
+    return px_sqlscan_mentions((const char *)sql, n, "tablesample");
 }
 
 /* Tags of a cacheable read; false when it must not be cached. */
@@ -591,14 +578,20 @@ void px_cacheflow_on_client_msg(px_client_t *c, const px_msg_hdr_t *hdr, px_span
         struct px_client_cache *cc = client_cache(c);
         if (!cc)
             break;
-        free(cc->unnamed);
-        cc->unnamed_len = 0;
         const uint8_t *rest = stmt.p + stmt.n + 1;
         size_t rest_len = (size_t)(body.p + body.n - rest);
-        if ((cc->unnamed = malloc(rest_len ? rest_len : 1))) {
-            memcpy(cc->unnamed, rest, rest_len);
-            cc->unnamed_len = (uint32_t)rest_len;
+        cc->unnamed_len = 0;
+        if (rest_len > cc->unnamed_cap) {
+            /* bounded by the message size limit */
+            uint8_t *nb = realloc(cc->unnamed, rest_len);
+            if (!nb)
+                break; /* its Binds bump everything */
+            cc->unnamed = nb;
+            cc->unnamed_cap = (uint32_t)rest_len;
         }
+        if (rest_len)
+            memcpy(cc->unnamed, rest, rest_len);
+        cc->unnamed_len = (uint32_t)rest_len;
         break;
     }
     case 'B': {
@@ -613,7 +606,7 @@ void px_cacheflow_on_client_msg(px_client_t *c, const px_msg_hdr_t *hdr, px_span
         bool ok = false;
         if (st)
             ok = parse_rest(st->rest, st->rest_len, &pi);
-        else if (stmt.n == 0 && c->cache && c->cache->unnamed)
+        else if (stmt.n == 0 && c->cache && c->cache->unnamed_len)
             ok = parse_rest(c->cache->unnamed, c->cache->unnamed_len, &pi);
         if (ok)
             note_statement(c, pi.text, pi.text_len, &bi, &pi);
@@ -787,30 +780,17 @@ static bool read_unit(px_client_t *c, const px_config_t *cfg, unit_t *u)
 /* The number of rows a cached reply ends with (its CommandComplete tag). */
 static uint64_t value_rows(const uint8_t *v, size_t n)
 {
-    const uint8_t *tag = NULL;
-    size_t tl = 0, off = 0;
-    while (off + 5 <= n) {
-        uint32_t len = ((uint32_t)v[off + 1] << 24) | ((uint32_t)v[off + 2] << 16) |
-                       ((uint32_t)v[off + 3] << 8) | v[off + 4];
-        if (len < 4 || off + 1 + len > n)
-            break;
-        if (v[off] == 'C') {
-            tag = v + off + 5;
-            tl = len - 4;
-        }
-        off += 1 + len;
+    uint64_t rows = 0;
+    px_msg_hdr_t hdr;
+    px_span_t body, tag;
+    size_t used;
+    while (n > 0 && px_codec_read_msg(v, n, UINT32_MAX, &hdr, &body, &used) == PX_CODEC_OK) {
+        if (hdr.type == 'C' && px_codec_parse_command_complete(body, &tag))
+            rows = px_codec_tag_rows(tag);
+        v += used;
+        n -= used;
     }
-    if (!tag)
-        return 0;
-    while (tl > 0 && tag[tl - 1] == 0)
-        tl--;
-    size_t i = tl;
-    while (i > 0 && tag[i - 1] >= '0' && tag[i - 1] <= '9')
-        i--;
-    uint64_t r = 0;
-    for (; i < tl && r < UINT64_MAX / 10; i++)
-        r = r * 10 + (uint64_t)(tag[i] - '0');
-    return r;
+    return rows;
 }
 
 static void count_hit(px_client_t *c, uint64_t t0)
@@ -905,6 +885,35 @@ static px_cacheflow_result_t miss(px_client_t *c, const uint8_t *key, size_t key
     return arm_fill(c, key, key_len, tags, n_tags, extended, has_parse, ttl);
 }
 
+/* Answer from entry @p e (released here): [ParseComplete], the stored
+ * replies, ReadyForQuery; count it. False when it could not be queued. */
+static bool serve_hit(px_client_t *c, px_cache_entry_t *e, px_sender_t *to_client,
+                      bool parse_complete, const uint8_t *text, size_t text_len, uint64_t t0)
+{
+    size_t vlen;
+    const uint8_t *v = px_cache_entry_value(e, &vlen);
+    uint64_t rows = value_rows(v, vlen);
+    uint8_t *dst = px_sender_alloc(to_client, vlen + 11);
+    bool ok = dst != NULL;
+    if (ok) {
+        px_wbuf_t wb = px_wbuf_make(dst, vlen + 11);
+        if (parse_complete) {
+            px_wbuf_begin(&wb, '1');
+            px_wbuf_end(&wb);
+        }
+        px_wbuf_put_bytes(&wb, v, vlen);
+        px_build_ready(&wb, 'I');
+        ok = !wb.failed && px_sender_span(to_client, dst, wb.len);
+    }
+    px_cache_entry_put(e);
+    if (!ok)
+        return false;
+    count_hit(c, t0);
+    px_digest_record(px_digest_id((const char *)text, text_len), (double)(uv_hrtime() - t0) / 1e9,
+                     rows, PX_DIGEST_ROUTE_CACHE, true, false);
+    return true;
+}
+
 px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client)
 {
     px_worker_t *w = c->io.w;
@@ -943,27 +952,11 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
             goto out;
         px_cache_entry_t *e = px_cache_get(key, klen);
         if (e) {
-            size_t vlen;
-            const uint8_t *v = px_cache_entry_value(e, &vlen);
-            uint64_t hit_rows = value_rows(v, vlen);
-            uint8_t *dst = px_sender_alloc(to_client, vlen + 6);
-            bool ok = dst != NULL;
-            if (ok) {
-                memcpy(dst, v, vlen);
-                px_wbuf_t wb = px_wbuf_make(dst + vlen, 6);
-                px_build_ready(&wb, 'I');
-                ok = !wb.failed && px_sender_span(to_client, dst, vlen + wb.len);
-            }
-            px_cache_entry_put(e);
-            if (!ok) {
+            if (!serve_hit(c, e, to_client, false, sql.p, sql.n, t0)) {
                 res = PX_CACHEFLOW_FAILED;
                 goto out;
             }
             in->rpos += (uint32_t)used;
-            count_hit(c, t0);
-            px_digest_record(px_digest_id((const char *)sql.p, sql.n),
-                             (double)(uv_hrtime() - t0) / 1e9, hit_rows, PX_DIGEST_ROUTE_CACHE,
-                             true, false);
             res = PX_CACHEFLOW_HIT;
             goto out;
         }
@@ -1017,34 +1010,11 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
         }
         px_stmt_map_confirm(&c->stmts, sk);
     }
-    size_t vlen;
-    const uint8_t *v = px_cache_entry_value(e, &vlen);
-    uint64_t hit_rows = value_rows(v, vlen);
-    uint8_t *dst = px_sender_alloc(to_client, vlen + 11);
-    bool ok = dst != NULL;
-    if (ok) {
-        size_t off = 0;
-        if (u.has_parse) {
-            px_wbuf_t wb = px_wbuf_make(dst, 5);
-            px_wbuf_begin(&wb, '1');
-            px_wbuf_end(&wb);
-            off = wb.len;
-        }
-        memcpy(dst + off, v, vlen);
-        px_wbuf_t wb = px_wbuf_make(dst + off + vlen, 6);
-        px_build_ready(&wb, 'I');
-        ok = !wb.failed && px_sender_span(to_client, dst, off + vlen + wb.len);
-    }
-    px_cache_entry_put(e);
-    if (!ok) {
+    if (!serve_hit(c, e, to_client, u.has_parse, u.pi.text, u.pi.text_len, t0)) {
         res = PX_CACHEFLOW_FAILED;
         goto out;
     }
     in->rpos += (uint32_t)u.total;
-    count_hit(c, t0);
-    px_digest_record(px_digest_id((const char *)u.pi.text, u.pi.text_len),
-                     (double)(uv_hrtime() - t0) / 1e9, hit_rows, PX_DIGEST_ROUTE_CACHE, true,
-                     false);
     res = PX_CACHEFLOW_HIT;
 out:
     free(key);

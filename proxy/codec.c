@@ -489,6 +489,19 @@ bool px_codec_parse_command_complete(px_span_t body, px_span_t *tag)
     return px_codec_parse_query(body, tag);
 }
 
+uint64_t px_codec_tag_rows(px_span_t tag)
+{
+    size_t i = tag.n;
+    while (i > 0 && tag.p[i - 1] >= '0' && tag.p[i - 1] <= '9')
+        i--;
+    if (i == tag.n || i == 0 || tag.p[i - 1] != ' ')
+        return 0;
+    uint64_t v = 0;
+    for (; i < tag.n && v < UINT64_MAX / 10; i++)
+        v = v * 10 + (uint64_t)(tag.p[i] - '0');
+    return v;
+}
+
 bool px_codec_parse_sasl_initial(px_span_t body, px_span_t *mechanism, px_span_t *data)
 {
     px_reader_t r = px_reader_make(body);

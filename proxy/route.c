@@ -20,29 +20,17 @@
 #include "px.h"
 #include "px_classify.h"
 #include "px_health.h"
+#include "sqlscan.h"
 
 /* Classify one SQL text; true when it may run on a replica, with
- * *read_only_txn set for BEGIN/START TRANSACTION ... READ ONLY. */
-/* Hot standbys refuse SERIALIZABLE transactions. */
-static bool mentions_serializable(const uint8_t *sql, size_t n)
-{
-    static const char w[] = "serializable";
-    for (size_t i = 0; i + sizeof(w) - 1 <= n; i++) {
-        size_t k = 0;
-        while (k < sizeof(w) - 1 && (sql[i + k] | 0x20) == w[k])
-            k++;
-        if (k == sizeof(w) - 1)
-            return true;
-    }
-    return false;
-}
-
+ * *read_only_txn set for BEGIN/START TRANSACTION ... READ ONLY (not
+ * SERIALIZABLE, which hot standbys refuse). */
 static bool text_replica_ok(const uint8_t *sql, size_t n, bool *read_only_txn)
 {
     px_classify_result_t r;
     px_classify((const char *)sql, n, &r);
     if (r.cls == PX_CLASS_TXN && r.txn == PX_TXN_BEGIN && (r.flags & PX_CLS_F_READ_ONLY) &&
-        r.n_stmts == 1 && !mentions_serializable(sql, n)) {
+        r.n_stmts == 1 && !px_sqlscan_mentions((const char *)sql, n, "serializable")) {
         *read_only_txn = true;
         return true;
     }

@@ -1021,12 +1021,13 @@ static bool sets_note(px_client_t *c, const px_set_stmt_t *st)
 }
 
 /* What in @p sql would leave session state on the server connection, or
- * NULL; a SET the proxy carries is noted instead. */
-static const char *session_state(px_client_t *c, const uint8_t *sql, size_t n)
+ * NULL; a SET the proxy carries (@p set, when the text is one) is noted
+ * instead. */
+static const char *session_state(px_client_t *c, const px_set_stmt_t *set, const uint8_t *sql,
+                                 size_t n)
 {
-    px_set_stmt_t st;
-    if (px_sqlscan_parse_set((const char *)sql, n, &st))
-        return sets_note(c, &st) ? NULL : "SET";
+    if (set)
+        return sets_note(c, set) ? NULL : "SET";
     if (c->sets && c->sets->n > 0) {
         /* a savepoint could undo a noted SET without ending the transaction */
         px_classify_result_t r;
@@ -1123,12 +1124,11 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
  * would fall back to its own default: the statement that puts the client's
  * startup values back, sent right behind the client's. Returns a heap
  * string or NULL when nothing needs restoring. */
-static char *restore_sql(px_client_t *c, const uint8_t *sql, size_t n)
+static char *restore_sql(px_client_t *c, const px_set_stmt_t *set)
 {
-    px_set_stmt_t st;
-    if (!px_sqlscan_parse_set((const char *)sql, n, &st) ||
-        (st.kind != PX_SET_RESET && st.kind != PX_SET_RESET_ALL))
+    if (!set || (set->kind != PX_SET_RESET && set->kind != PX_SET_RESET_ALL))
         return NULL;
+    const px_set_stmt_t st = *set;
     px_params_t want = {0};
     const char *p = c->params.block, *e = p ? p + c->params.len : NULL;
     while (p && p < e) {
@@ -1154,21 +1154,10 @@ static char *restore_sql(px_client_t *c, const uint8_t *sql, size_t n)
 
 /* ---- per-query digests ----------------------------------------------------------- */
 
-/* The number at the end of a CommandComplete tag ("SELECT 5", "INSERT 0 3"). */
 static uint64_t tag_rows(px_span_t body)
 {
     px_span_t tag;
-    if (!px_codec_parse_command_complete(body, &tag))
-        return 0;
-    size_t i = tag.n;
-    while (i > 0 && tag.p[i - 1] >= '0' && tag.p[i - 1] <= '9')
-        i--;
-    if (i == tag.n || i == 0 || tag.p[i - 1] != ' ')
-        return 0;
-    uint64_t v = 0;
-    for (; i < tag.n && v < UINT64_MAX / 10; i++)
-        v = v * 10 + (uint64_t)(tag.p[i] - '0');
-    return v;
+    return px_codec_parse_command_complete(body, &tag) ? px_codec_tag_rows(tag) : 0;
 }
 
 void px_client_digest_done(px_client_t *c, px_server_t *s, const px_span_t *tag_body)
@@ -1334,8 +1323,11 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         PX_STAT_INC(w, queries);
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
+        px_set_stmt_t set_st;
+        const px_set_stmt_t *set =
+            px_sqlscan_parse_set((const char *)sql.p, sql.n, &set_st) ? &set_st : NULL;
         if (c->tx_status != 'E' && !c->restore)
-            c->restore = restore_sql(c, sql.p, sql.n);
+            c->restore = restore_sql(c, set);
         if (txn_mode) {
             bool all;
             char name[128];
@@ -1349,7 +1341,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     px_stmt_map_del(&c->stmts, name, strlen(name));
                 return synth(s, all ? PX_REQ_SYNTH_DEALLOC_ALL : PX_REQ_SYNTH_DEALLOC, to_client);
             }
-            const char *why = c->pinned ? NULL : session_state(c, sql.p, sql.n);
+            const char *why = c->pinned ? NULL : session_state(c, set, sql.p, sql.n);
             if (why)
                 pin(c, why);
             if (px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
@@ -1372,11 +1364,14 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         }
         c->unsynced = true;
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
+        px_set_stmt_t set_st;
+        const px_set_stmt_t *set =
+            px_sqlscan_parse_set((const char *)sql.p, sql.n, &set_st) ? &set_st : NULL;
         if (c->tx_status != 'E' && !c->restore)
-            c->restore = restore_sql(c, sql.p, sql.n);
+            c->restore = restore_sql(c, set);
         if (!txn_mode || stmt.n == 0) {
             if (txn_mode && !c->pinned) {
-                const char *why = session_state(c, sql.p, sql.n);
+                const char *why = session_state(c, set, sql.p, sql.n);
                 if (why)
                     pin(c, why);
             }

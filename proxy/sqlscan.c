@@ -388,10 +388,11 @@ const char *px_sqlscan_session_state(const char *sql, size_t len)
     return why;
 }
 
-/* Case-insensitive: does @p word (lower case) occur anywhere in the text?
- * A cheap pass that lets almost every statement skip the lexical scan. */
-static bool mentions(const char *sql, size_t len, const char *word, size_t wl)
+bool px_sqlscan_mentions(const char *sql, size_t len, const char *word)
 {
+    size_t wl = strlen(word);
+    if (wl == 0)
+        return true;
     for (size_t i = 0; i + wl <= len; i++) {
         if ((sql[i] | 0x20) != word[0])
             continue;
@@ -406,7 +407,7 @@ static bool mentions(const char *sql, size_t len, const char *word, size_t wl)
 
 bool px_sqlscan_drops_statements(const char *sql, size_t len)
 {
-    if (!mentions(sql, len, "deallocate", 10) && !mentions(sql, len, "discard", 7))
+    if (!px_sqlscan_mentions(sql, len, "deallocate") && !px_sqlscan_mentions(sql, len, "discard"))
         return false;
     scan_t s = {sql, len, 0};
     bool at_start = true;

@@ -19,6 +19,13 @@
 const char *px_sqlscan_session_state(const char *sql, size_t len);
 
 /**
+ * Case-insensitive: does @p word (lower case) occur anywhere in the text,
+ * comments and literals included? A cheap pass that lets almost every
+ * statement skip a closer look.
+ */
+bool px_sqlscan_mentions(const char *sql, size_t len, const char *word);
+
+/**
  * Whether any statement in @p sql starts with DEALLOCATE or DISCARD ALL
  * (which may remove prepared statements from the connection).
  */

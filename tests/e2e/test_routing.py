@@ -1041,7 +1041,8 @@ def test_a_replica_lost_under_read_load_costs_no_client_an_error(proxy, stack, m
         wait_usable(ep, [relay.port, ports[1]])
         stop, errors, counts = threading.Event(), [], []
         threads = read_load(ep, t, stop, errors, counts)
-        wait_until(lambda: len(counts) > 200, 10, what="reads to flow")
+        wait_until(lambda: len(counts) > 200 or errors, 10, what="reads to flow")
+        assert not errors, errors[:3]
         for _ in range(3):  # the replica dies under load, comes back, dies again
             relay.stop()
             time.sleep(0.5)
@@ -1066,7 +1067,8 @@ def test_a_replica_backend_terminated_mid_read_is_retried_invisibly(proxy, stack
     stop, errors, counts = threading.Event(), [], []
     threads = read_load(ep, t, stop, errors, counts)
     try:
-        wait_until(lambda: len(counts) > 100, 10, what="reads to flow")
+        wait_until(lambda: len(counts) > 100 or errors, 10, what="reads to flow")
+        assert not errors, errors[:3]
         for _ in range(5):
             for p in ports:  # 57P01 on every proxy backend of the replicas
                 with replica_super(p) as c:
