@@ -641,6 +641,17 @@ static void px_admin_metrics(const px_http_request_t *req, px_http_response_t *r
     /* clients */
     px_admin_gauge(b, "fastnext_client_connections", "Client connections open now.",
                    (double)t.clients_active);
+    px_metrics_family(b, "fastnext_worker_client_connections", "gauge",
+                      "Client connections per worker thread (WORKER_FILL_CLIENTS fills workers "
+                      "in order).");
+    for (int i = 0; i < a->sh->n_workers; i++) {
+        char idx[16];
+        snprintf(idx, sizeof(idx), "%d", i);
+        px_metrics_label_t wl = {"worker", idx};
+        px_metrics_sample(
+            b, "fastnext_worker_client_connections", &wl, 1,
+            (double)atomic_load_explicit(&a->sh->workers[i].n_clients, memory_order_relaxed));
+    }
     px_admin_counter(b, "fastnext_client_connections_accepted_total",
                      "Client connections accepted.", t.clients_accepted);
     px_admin_counter(b, "fastnext_client_connections_rejected_total",

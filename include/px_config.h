@@ -56,6 +56,7 @@ typedef struct px_config {
     px_hostport_t proxy_listen; /* PROXY_LISTEN [127.0.0.1:6432] */
     px_hostport_t admin_listen; /* ADMIN_LISTEN [127.0.0.1:9930] */
     int workers;                /* WORKERS [online cores], 1..64 */
+    int worker_fill_clients;    /* WORKER_FILL_CLIENTS [32]: clients per worker before spreading */
 
     /* backends */
     char *postgres_server;                   /* POSTGRES_SERVER [127.0.0.1] */

@@ -109,6 +109,16 @@ static const px_config_key_t px_config_keys[] = {
      .min = 1,
      .max = 64,
      .help = "worker threads, each with its own loop; restart required"},
+    {.name = "WORKER_FILL_CLIENTS",
+     .type = PX_CONFIG_T_INT,
+     PX_FIELD(worker_fill_clients),
+     .def = "32",
+     .min = 0,
+     .max = 1000000,
+     .reloadable = true,
+     .help = "new clients go to the first worker with fewer clients than this, then to the "
+             "least busy (fewer wake-ups per query at low concurrency); 0: where the kernel "
+             "puts them"},
 
     /* backends */
     {.name = "POSTGRES_SERVER",

@@ -448,6 +448,8 @@ typedef struct px_handoff {
 
 #define PX_CANCEL_QUEUE 256
 
+#define PX_CLIENT_HANDOFF_QUEUE 256
+
 struct px_worker {
     int index;
     pthread_t thread;
@@ -467,8 +469,8 @@ struct px_worker {
     uint32_t n_free_bufs;
     uv_write_t *free_wreqs; /* write requests pool (linked through data) */
     uint32_t next_server_id;
-    uint32_t n_clients;
-    unsigned route_rr; /* where the next replica pick starts */
+    _Atomic uint32_t n_clients; /* clients here, and those handed here not yet adopted */
+    unsigned route_rr;          /* where the next replica pick starts */
     bool stopping;
     bool listening;
     /* cross-thread inbox, guarded by inbox_lock */
@@ -477,17 +479,29 @@ struct px_worker {
     int n_cancels;
     px_handoff_t handoffs[PX_HANDOFF_QUEUE];
     int n_handoffs;
+    int client_fds[PX_CLIENT_HANDOFF_QUEUE]; /* accepted elsewhere, to adopt here */
+    int n_client_fds;
     bool stop_requested;
     bool reload_requested;
     bool drain_requested;
     bool draining;           /* SIGTERM: no new clients; each leaves when its transaction ends */
     uint64_t drain_deadline; /* loop ms after which everyone still here is disconnected */
     px_stats_t stats;
+    uint64_t reply_ns; /* uv_hrtime() of the server reply being processed, 0: not read yet */
     struct px_worker_cache *cache; /* result-cache state of this loop (cacheflow.c) */
     struct px_cache_sync *sync;    /* Redis client of this loop (cachesync.c), or NULL */
 };
 
 #define PX_TICK_MS 50
+
+/* The time of the server reply px_server_process() is reading, taken once for
+ * all the statements it completes. */
+static inline uint64_t px_reply_ns(px_worker_t *w)
+{
+    if (w->reply_ns == 0)
+        w->reply_ns = uv_hrtime();
+    return w->reply_ns;
+}
 
 /* ---- process-wide state ------------------------------------------------- */
 
@@ -580,6 +594,8 @@ bool px_params_parse_options(px_params_t *p, const char *opts, size_t len) PX_MU
 
 /* session.c */
 void px_client_accept(px_worker_t *w, uv_stream_t *listener);
+/** Take over a client socket another worker accepted (its n_clients already counts it). */
+void px_client_adopt(px_worker_t *w, int fd);
 void px_client_set_state(px_client_t *c, px_client_state_t st);
 void px_client_fail(px_client_t *c, px_close_reason_t why, const char *sqlstate, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
@@ -740,6 +756,8 @@ uv_write_t *px_worker_wreq_get(px_worker_t *w);
 void px_worker_wreq_put(px_worker_t *w, uv_write_t *r);
 void px_shared_post_cancel(px_shared_t *sh, uint32_t pid, uint32_t key);
 bool px_shared_post_handoff(px_shared_t *sh, int target, px_handoff_t *h) PX_MUSTCHECK_INT;
+/** Queue an accepted client socket for worker @p target; false: queue full or stopping. */
+bool px_shared_post_client(px_shared_t *sh, int target, int fd) PX_MUSTCHECK_INT;
 void px_shared_wake_all(px_shared_t *sh, int except);
 /**
  * A SCRAM verifier for a user whose secret is a plaintext password, derived

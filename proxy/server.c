@@ -664,6 +664,7 @@ void px_server_process(px_server_t *s)
     px_sender_init(&to_client, c ? &c->io : NULL);
     bool release = false;
     size_t forwarded = 0;
+    w->reply_ns = 0; /* one clock read for every statement this reply ends */
 
     while (s->state != PX_SERVER_CLOSING) {
         px_iobuf_t *in = s->io.in;
@@ -763,7 +764,7 @@ void px_server_process(px_server_t *s)
                 if (st == 'I')
                     PX_STAT_INC(w, transactions);
                 if (c->q_start_ns) {
-                    uint64_t t = uv_hrtime();
+                    uint64_t t = px_reply_ns(w);
                     px_metrics_observe_query(
                         w->index,
                         s->pool->is_primary ? PX_METRICS_ROUTE_PRIMARY : PX_METRICS_ROUTE_REPLICA,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <ctype.h>
 
 #include <openssl/rand.h>
@@ -251,29 +252,66 @@ static void unaccepted_free_cb(uv_handle_t *h)
 
 /* ---- accept ------------------------------------------------------------------ */
 
-void px_client_accept(px_worker_t *w, uv_stream_t *listener)
+static px_client_t *client_alloc(px_worker_t *w)
 {
     px_client_t *c = calloc(1, sizeof(*c));
     if (!c)
-        return;
+        return NULL;
     c->avoid_replica = -1;
     px_io_init(&c->io, w, PX_IO_CLIENT);
     if (uv_tcp_init(&w->loop, &c->io.tcp) != 0) {
         free(c);
-        return;
+        return NULL;
     }
     c->io.tcp.data = c;
+    return c;
+}
+
+/* nothing to free but the handle */
+static void client_unaccepted(px_client_t *c)
+{
+    c->state = PX_CLIENT_CLOSING;
+    c->io.closing = true;
+    uv_close((uv_handle_t *)&c->io.tcp, unaccepted_free_cb);
+}
+
+static void client_start(px_worker_t *w, px_client_t *c);
+
+void px_client_accept(px_worker_t *w, uv_stream_t *listener)
+{
+    px_client_t *c = client_alloc(w);
+    if (!c)
+        return;
     if (uv_accept(listener, (uv_stream_t *)&c->io.tcp) != 0) {
-        /* nothing to free but the handle */
-        c->state = PX_CLIENT_CLOSING;
-        c->io.closing = true;
-        uv_close((uv_handle_t *)&c->io.tcp, unaccepted_free_cb);
+        client_unaccepted(c);
         return;
     }
+    w->n_clients++;
+    client_start(w, c);
+}
+
+void px_client_adopt(px_worker_t *w, int fd)
+{
+    px_client_t *c = w->stopping || w->draining ? NULL : client_alloc(w);
+    if (!c) {
+        close(fd);
+        w->n_clients--;
+        return;
+    }
+    if (uv_tcp_open(&c->io.tcp, fd) != 0) {
+        close(fd);
+        w->n_clients--;
+        client_unaccepted(c);
+        return;
+    }
+    client_start(w, c);
+}
+
+static void client_start(px_worker_t *w, px_client_t *c)
+{
     px_list_init(&c->link);
     c->state = PX_CLIENT_STARTUP;
     c->tx_status = 'I';
-    w->n_clients++;
     atomic_fetch_add(&w->shared->n_clients, 1);
     PX_STAT_INC(w, clients_accepted);
     PX_STAT_INC(w, clients_active);
@@ -898,7 +936,8 @@ static bool is_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, siz
     while (e > p &&
            (e[-1] == ' ' || e[-1] == ';' || e[-1] == '\n' || e[-1] == '\t' || e[-1] == '\r'))
         e--;
-    if (e - p < 11 || strncasecmp(p, "deallocate", 10) != 0 || (p[10] != ' ' && p[10] != '\t'))
+    if (e - p < 11 || (*p != 'd' && *p != 'D') || strncasecmp(p, "deallocate", 10) != 0 ||
+        (p[10] != ' ' && p[10] != '\t'))
         return false;
     p += 11;
     while (p < e && (*p == ' ' || *p == '\t'))
@@ -1022,9 +1061,9 @@ static bool sets_note(px_client_t *c, const px_set_stmt_t *st)
 
 /* What in @p sql would leave session state on the server connection, or
  * NULL; a SET the proxy carries (@p set, when the text is one) is noted
- * instead. */
+ * instead. @p look is false when px_sqlscan_may_matter() ruled the text out. */
 static const char *session_state(px_client_t *c, const px_set_stmt_t *set, const uint8_t *sql,
-                                 size_t n)
+                                 size_t n, bool look)
 {
     if (set)
         return sets_note(c, set) ? NULL : "SET";
@@ -1038,7 +1077,7 @@ static const char *session_state(px_client_t *c, const px_set_stmt_t *set, const
             return "savepoint after a session SET";
         }
     }
-    return px_sqlscan_session_state((const char *)sql, n);
+    return look ? px_sqlscan_session_state_full((const char *)sql, n) : NULL;
 }
 
 void px_client_sets_on_command(px_client_t *c, px_span_t body)
@@ -1166,7 +1205,7 @@ void px_client_digest_done(px_client_t *c, px_server_t *s, const px_span_t *tag_
     c->digest_id = 0; /* one record per statement sent (a multi-statement Query: its first) */
     if (!id || !c->q_start_ns)
         return;
-    double secs = (double)(uv_hrtime() - c->q_start_ns) / 1e9;
+    double secs = (double)(px_reply_ns(c->io.w) - c->q_start_ns) / 1e9;
     px_digest_record(id, secs, tag_body ? tag_rows(*tag_body) : 0,
                      s->pool->is_primary ? PX_DIGEST_ROUTE_PRIMARY : PX_DIGEST_ROUTE_REPLICA, false,
                      tag_body == NULL);
@@ -1328,6 +1367,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             px_sqlscan_parse_set((const char *)sql.p, sql.n, &set_st) ? &set_st : NULL;
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
+        bool look = txn_mode && px_sqlscan_may_matter((const char *)sql.p, sql.n);
         if (txn_mode) {
             bool all;
             char name[128];
@@ -1341,10 +1381,10 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     px_stmt_map_del(&c->stmts, name, strlen(name));
                 return synth(s, all ? PX_REQ_SYNTH_DEALLOC_ALL : PX_REQ_SYNTH_DEALLOC, to_client);
             }
-            const char *why = c->pinned ? NULL : session_state(c, set, sql.p, sql.n);
+            const char *why = c->pinned ? NULL : session_state(c, set, sql.p, sql.n, look);
             if (why)
                 pin(c, why);
-            if (px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
+            if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
                 !(is_dealloc(c, sql, &all, name, sizeof(name)) && !all)) {
                 /* DISCARD ALL / DEALLOCATE ALL on the server: from now on the
                  * proxy does not know which statements the connection has
@@ -1370,12 +1410,13 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
         if (!txn_mode || stmt.n == 0) {
+            bool look = txn_mode && px_sqlscan_may_matter((const char *)sql.p, sql.n);
             if (txn_mode && !c->pinned) {
-                const char *why = session_state(c, set, sql.p, sql.n);
+                const char *why = session_state(c, set, sql.p, sql.n, look);
                 if (why)
                     pin(c, why);
             }
-            if (txn_mode && px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
+            if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
                 bool all;
                 char name[128];
                 const px_stmt_t *st;

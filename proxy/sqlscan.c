@@ -380,12 +380,94 @@ static const char *scan(const char *sql, size_t len, bool backslash_quotes)
     return NULL;
 }
 
-const char *px_sqlscan_session_state(const char *sql, size_t len)
+static inline unsigned char lower_ascii(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + 32) : ch;
+}
+
+/* Does the text at p[i..n) start with @p word (lower case), ignoring ASCII case? */
+static bool word_at(const char *p, size_t n, size_t i, const char *word, size_t wl)
+{
+    if (n - i < wl)
+        return false;
+    for (size_t k = 1; k < wl; k++)
+        if (lower_ascii((unsigned char)p[i + k]) != (unsigned char)word[k])
+            return false;
+    return true;
+}
+
+bool px_sqlscan_may_matter(const char *sql, size_t len)
+{
+    /* Every answer scan() can give needs one of these in the text, as a
+     * contiguous run of characters: the leading keywords (set, reset, prepare,
+     * listen, load, discard), "hold", "temp"/"temporary"/pg_temp,
+     * pg_settings, the session functions (pg_advisory_*, set_config,
+     * setseed, dblink_connect*, lo_open) and a DO body's words (the same, plus
+     * execute, and any backslash); and "deallocate", for
+     * px_sqlscan_drops_statements(). A quoted identifier's "" only ever adds a
+     * '"', which no needle has. */
+    for (size_t i = 0; i < len; i++) {
+        switch (lower_ascii((unsigned char)sql[i])) {
+        case 's':
+            /* "set" anywhere but in "offset", the common harmless one */
+            if (word_at(sql, len, i, "set", 3) &&
+                !(i >= 3 && lower_ascii((unsigned char)sql[i - 1]) == 'f' &&
+                  lower_ascii((unsigned char)sql[i - 2]) == 'f' &&
+                  lower_ascii((unsigned char)sql[i - 3]) == 'o'))
+                return true;
+            break;
+        case 'l':
+            if (word_at(sql, len, i, "listen", 6) || word_at(sql, len, i, "load", 4) ||
+                word_at(sql, len, i, "lo_open", 7))
+                return true;
+            break;
+        case 'p':
+            if (word_at(sql, len, i, "prepare", 7))
+                return true;
+            break;
+        case 'd':
+            if (word_at(sql, len, i, "discard", 7) || word_at(sql, len, i, "dblink", 6) ||
+                word_at(sql, len, i, "deallocate", 10))
+                return true;
+            break;
+        case 'h':
+            if (word_at(sql, len, i, "hold", 4))
+                return true;
+            break;
+        case 't':
+            if (word_at(sql, len, i, "temp", 4))
+                return true;
+            break;
+        case 'a':
+            if (word_at(sql, len, i, "advisory", 8))
+                return true;
+            break;
+        case 'e':
+            if (word_at(sql, len, i, "execute", 7))
+                return true;
+            break;
+        case '\\':
+            return true;
+        default:
+            break;
+        }
+    }
+    return false;
+}
+
+const char *px_sqlscan_session_state_full(const char *sql, size_t len)
 {
     const char *why = scan(sql, len, false);
     if (!why)
         why = scan(sql, len, true);
     return why;
+}
+
+const char *px_sqlscan_session_state(const char *sql, size_t len)
+{
+    if (!px_sqlscan_may_matter(sql, len))
+        return NULL;
+    return px_sqlscan_session_state_full(sql, len);
 }
 
 bool px_sqlscan_mentions(const char *sql, size_t len, const char *word)
@@ -407,7 +489,11 @@ bool px_sqlscan_mentions(const char *sql, size_t len, const char *word)
 
 bool px_sqlscan_drops_statements(const char *sql, size_t len)
 {
-    if (!px_sqlscan_mentions(sql, len, "deallocate") && !px_sqlscan_mentions(sql, len, "discard"))
+    bool either = false;
+    for (size_t i = 0; i < len && !either; i++)
+        if (lower_ascii((unsigned char)sql[i]) == 'd')
+            either = word_at(sql, len, i, "deallocate", 10) || word_at(sql, len, i, "discard", 7);
+    if (!either)
         return false;
     scan_t s = {sql, len, 0};
     bool at_start = true;
@@ -574,9 +660,11 @@ bool px_sqlscan_parse_set(const char *sql, size_t len, px_set_stmt_t *out)
 {
     scan_t s = {sql, len, 0, false};
     memset(out, 0, sizeof(*out));
-    if (memchr(sql, 0, len))
-        return false;
     skip_space(&s);
+    /* only SET and RESET statements: a look at the first letter rules out the rest */
+    unsigned char first = s.i < s.n ? lower_ascii((unsigned char)s.p[s.i]) : 0;
+    if ((first != 's' && first != 'r') || memchr(sql, 0, len))
+        return false;
     if (take_kw(&s, "reset")) {
         if (take_kw(&s, "all")) {
             if (s.i < s.n && s.p[s.i] == ';') {

@@ -19,6 +19,17 @@
 const char *px_sqlscan_session_state(const char *sql, size_t len);
 
 /**
+ * A quick pass that rules out what the proxy looks for: false means
+ * px_sqlscan_session_state() would return NULL and
+ * px_sqlscan_drops_statements() false for the same text. True only means the
+ * full scans must look (a needle word appears somewhere).
+ */
+bool px_sqlscan_may_matter(const char *sql, size_t len);
+
+/** px_sqlscan_session_state() without the quick pass (what the pass must never hide). */
+const char *px_sqlscan_session_state_full(const char *sql, size_t len);
+
+/**
  * Case-insensitive: does @p word (lower case) occur anywhere in the text,
  * comments and literals included? A cheap pass that lets almost every
  * statement skip a closer look.

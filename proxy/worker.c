@@ -93,6 +93,64 @@ void px_worker_wreq_put(px_worker_t *w, uv_write_t *r)
 
 /* ---- loop callbacks ----------------------------------------------------------- */
 
+/*
+ * Where a new client should live. Each worker blocks in epoll when it has
+ * nothing to do, and every wake-up costs a context switch; a few busy clients
+ * spread over all workers wake each of them per query, where one worker would
+ * have batched them. So workers fill in order: the first with fewer than
+ * WORKER_FILL_CLIENTS clients takes the new one; once all have that many, the
+ * one with the fewest.
+ */
+static int pick_worker(px_worker_t *w)
+{
+    px_shared_t *sh = w->shared;
+    int fill = px_worker_cfg(w)->worker_fill_clients;
+    if (fill <= 0 || sh->n_workers < 2)
+        return w->index;
+    int best = w->index;
+    uint32_t best_n = atomic_load_explicit(&w->n_clients, memory_order_relaxed);
+    for (int i = 0; i < sh->n_workers; i++) {
+        uint32_t n = atomic_load_explicit(&sh->workers[i].n_clients, memory_order_relaxed);
+        if (n < (uint32_t)fill)
+            return i;
+        if (n < best_n) {
+            best_n = n;
+            best = i;
+        }
+    }
+    return best;
+}
+
+static void free_handle_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Accept here and queue the socket for worker @p target. False when the
+ * client should stay here after all (nothing accepted yet). */
+static bool accept_for(px_worker_t *w, uv_stream_t *listener, int target)
+{
+    uv_tcp_t *t = malloc(sizeof(*t));
+    if (!t || uv_tcp_init(&w->loop, t) != 0) {
+        free(t);
+        return false;
+    }
+    uv_os_fd_t fd = -1;
+    int nfd = -1;
+    if (uv_accept(listener, (uv_stream_t *)t) == 0 && uv_fileno((uv_handle_t *)t, &fd) == 0)
+        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    uv_close((uv_handle_t *)t, free_handle_cb);
+    if (nfd < 0) {
+        px_log_warn(NULL, "accept failed on worker %d: %s", w->index, strerror(errno));
+        return true;
+    }
+    if (!px_shared_post_client(w->shared, target, nfd)) {
+        w->n_clients++;
+        px_client_adopt(w, nfd);
+    }
+    return true;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     px_worker_t *w = listener->data;
@@ -101,6 +159,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (w->stopping)
+        return;
+    int target = pick_worker(w);
+    if (target != w->index && accept_for(w, listener, target))
         return;
     px_client_accept(w, listener);
 }
@@ -166,6 +227,10 @@ static void wakeup_cb(uv_async_t *a)
     int nh = w->n_handoffs;
     memcpy(handoffs, w->handoffs, sizeof(handoffs[0]) * (size_t)nh);
     w->n_handoffs = 0;
+    int client_fds[PX_CLIENT_HANDOFF_QUEUE];
+    int nc = w->n_client_fds;
+    memcpy(client_fds, w->client_fds, sizeof(client_fds[0]) * (size_t)nc);
+    w->n_client_fds = 0;
     bool stop = w->stop_requested;
     bool reload = w->reload_requested;
     bool drain = w->drain_requested;
@@ -176,6 +241,8 @@ static void wakeup_cb(uv_async_t *a)
         px_worker_cancel(w, cancels[i].pid, cancels[i].key);
     for (int i = 0; i < nh; i++)
         px_server_adopt(w, &handoffs[i]);
+    for (int i = 0; i < nc; i++)
+        px_client_adopt(w, client_fds[i]);
     px_cacheflow_worker_wake(w);
     px_cachesync_drain(w);
     /* another worker may be asking for budget this worker holds idle */
@@ -220,6 +287,24 @@ bool px_shared_post_handoff(px_shared_t *sh, int target, px_handoff_t *h)
     pthread_mutex_lock(&w->inbox_lock);
     if (w->n_handoffs < PX_HANDOFF_QUEUE && !w->stop_requested) {
         w->handoffs[w->n_handoffs++] = *h;
+        ok = true;
+    }
+    pthread_mutex_unlock(&w->inbox_lock);
+    if (ok)
+        uv_async_send(&w->wakeup);
+    return ok;
+}
+
+bool px_shared_post_client(px_shared_t *sh, int target, int fd)
+{
+    if (target < 0 || target >= sh->n_workers)
+        return false;
+    px_worker_t *w = &sh->workers[target];
+    bool ok = false;
+    pthread_mutex_lock(&w->inbox_lock);
+    if (w->n_client_fds < PX_CLIENT_HANDOFF_QUEUE && !w->stop_requested && !w->drain_requested) {
+        w->client_fds[w->n_client_fds++] = fd;
+        w->n_clients++; /* counted from now, so a burst of accepts fills in order */
         ok = true;
     }
     pthread_mutex_unlock(&w->inbox_lock);

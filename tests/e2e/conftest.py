@@ -61,6 +61,9 @@ DEFAULT_PROXY_ENV = {
     "DB_MAX_OVERFLOW": "2",
     "DB_POOL_TIMEOUT": "5",
     "WORKERS": "2",
+    # one client per worker in turn: every test crosses workers (server handoffs,
+    # cancels, cache coalescing); test_pooling checks the default filling
+    "WORKER_FILL_CLIENTS": "1",
     "AUTH_TYPE": "scram-sha-256",
     "CLIENT_LOGIN_TIMEOUT": "3",
     "LOG_LEVEL": "info",

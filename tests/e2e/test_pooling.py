@@ -31,6 +31,69 @@ def norm(s):
 # ---------------------------------------------------------------- many clients
 
 
+def worker_clients(ep):
+    """fastnext_worker_client_connections per worker, from /metrics."""
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % ep.admin_port, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for m in re.finditer(r'^fastnext_worker_client_connections\{worker="(\d+)"\} (\S+)$', text,
+                         re.M):
+        out[int(m.group(1))] = int(float(m.group(2)))
+    return out
+
+
+def test_clients_fill_the_first_worker_before_the_next(proxy):
+    skip_if_direct("workers are the proxy's")
+    px = proxy(env={"WORKERS": "2", "WORKER_FILL_CLIENTS": "4"})
+    conns = [px.connect(autocommit=True) for _ in range(6)]
+    try:
+        # whichever worker the kernel gave each connection to, the first four
+        # live on worker 0 and the next two on worker 1 ...
+        wait_until(lambda: worker_clients(px) == {0: 4, 1: 2}, timeout=5,
+                   what="clients per worker %r" % (worker_clients(px),))
+        # ... and every one of them is served, in and out of transactions
+        for i, c in enumerate(conns):
+            assert c.execute("SELECT %s::int + 1", (i,)).fetchone()[0] == i + 1
+            with c.transaction():
+                c.execute("CREATE TEMP TABLE IF NOT EXISTS fill_t (x int) ON COMMIT DROP")
+                assert c.execute("SELECT count(*) FROM fill_t").fetchone()[0] == 0
+        # both full: the next goes to the one with fewer clients
+        conns.append(px.connect(autocommit=True))
+        wait_until(lambda: worker_clients(px) == {0: 4, 1: 3}, timeout=5,
+                   what="clients per worker %r" % (worker_clients(px),))
+        # a cancel finds a client that was handed to another worker
+        c = conns[5]
+        c.execute("SELECT 1")
+        t = threading.Timer(0.5, c.cancel)
+        t.start()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT pg_sleep(10)")
+        t.join()
+        assert c.execute("SELECT 2").fetchone()[0] == 2
+    finally:
+        for c in conns:
+            c.close()
+    wait_until(lambda: worker_clients(px) == {0: 0, 1: 0}, timeout=5,
+               what="clients per worker after closing %r" % (worker_clients(px),))
+
+
+def test_worker_fill_zero_leaves_clients_where_the_kernel_put_them(proxy):
+    skip_if_direct("workers are the proxy's")
+    px = proxy(env={"WORKERS": "2", "WORKER_FILL_CLIENTS": "0"})
+    conns = [px.connect(autocommit=True) for _ in range(40)]
+    try:
+        counts = worker_clients(px)
+        assert sum(counts.values()) == 40
+        # SO_REUSEPORT hashes each connection to a worker: 40 never all land on one
+        assert min(counts.values()) > 0, counts
+        for c in conns:
+            assert c.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        for c in conns:
+            c.close()
+
+
 @pytest.mark.timeout_s(180)
 def test_500_concurrent_clients_share_a_bounded_pool(proxy, pgsuper):
     t_start = pgsuper.execute("SELECT now()").fetchone()[0]

@@ -738,6 +738,129 @@ static void test_unterminated_tokens_at_the_end_stay_in_bounds(void)
     CU_ASSERT_EQUAL(bad, 0);
 }
 
+/* The quick pass may only rule out texts the full scan finds nothing in. */
+static void test_quick_pass_never_hides_what_the_full_scan_finds(void)
+{
+    unsigned hidden = 0, flagged = 0;
+    for (size_t t = 0; t < N_OF(all_tables); t++) {
+        for (size_t k = 0; k < all_sizes[t]; k++) {
+            const char *sql = all_tables[t][k];
+            size_t n = strlen(sql);
+            for (size_t cut = 0; cut <= n; cut++) {
+                const char *parts[2][2] = {{sql, sql + cut}, {sql + cut, sql + n}};
+                for (int j = 0; j < 2; j++) {
+                    size_t len = (size_t)(parts[j][1] - parts[j][0]);
+                    if (px_sqlscan_session_state_full(parts[j][0], len) ||
+                        px_sqlscan_drops_statements(parts[j][0], len)) {
+                        flagged++;
+                        if (!px_sqlscan_may_matter(parts[j][0], len))
+                            hidden++;
+                    }
+                }
+            }
+        }
+    }
+    static const char *const words[] = {
+        "SET ",        "set",
+        "ReSeT ",      "LOCAL ",
+        "CREATE ",     "TEMP ",
+        "tEmPoRaRy ",  "INTO ",
+        "DO ",         "$$",
+        "$a$",         "E'",
+        "--",          "/*",
+        "*/",          "WITH ",
+        "HOLD ",       "pg_temp_12.",
+        "PREPARE ",    "LISTEN ",
+        "LOAD ",       "DISCARD ",
+        "EXECUTE ",    "OFFSET ",
+        "offset",      "UPDATE ",
+        "pg_settings", "\"",
+        "\\",          "set_config(",
+        "SETSEED(",    "dblink_connect_u(",
+        "LO_OPEN(",    "pg_try_advisory_lock_shared(",
+        ";",           "DECLARE ",
+        "SELECT ",     "(",
+        "'",           " ",
+    };
+    for (int iter = 0; iter < 60000; iter++) {
+        char buf[128];
+        size_t n = rng() % sizeof(buf), k = 0;
+        while (k < n) {
+            if (rng() % 6 == 0) {
+                buf[k++] = (char)(rng() & 0xff);
+                continue;
+            }
+            for (const char *w = words[rng() % N_OF(words)]; *w && k < n; w++)
+                buf[k++] = *w;
+        }
+        if (px_sqlscan_session_state_full(buf, n) || px_sqlscan_drops_statements(buf, n)) {
+            flagged++;
+            if (!px_sqlscan_may_matter(buf, n))
+                hidden++;
+        }
+    }
+    /* one minimal text per answer the full scan gives, each needle alone */
+    static const char *const minimal[] = {
+        "SET x = 1",
+        "reset x",
+        "PREPARE p AS SELECT 1",
+        "LISTEN c",
+        "LOAD 'x'",
+        "DISCARD PLANS",
+        "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+        "CREATE TEMP TABLE t ()",
+        "CREATE TEMPORARY TABLE t ()",
+        "SELECT 1 INTO TEMP t",
+        "SELECT * FROM pg_temp.t",
+        "SELECT * FROM pg_temp_3.t",
+        "UPDATE pg_settings SET setting = 1",
+        "SELECT pg_advisory_lock(1)",
+        "SELECT pg_try_advisory_lock_shared(1)",
+        "SELECT set_config('a.b', 'c', false)",
+        "SELECT setseed(0.5)",
+        "SELECT dblink_connect('x')",
+        "SELECT lo_open(1, 2)",
+        "DO $$ BEGIN EXECUTE 'x'; END $$",
+        "DO $$ BEGIN PERFORM 1 FROM hold; END $$",
+        "DO E'\\123'",
+        "DO 'x' ",
+        "DEALLOCATE p",
+        "deallocate prepare all",
+        "DISCARD ALL",
+    };
+    for (size_t i = 0; i < N_OF(minimal); i++) {
+        const char *sql = minimal[i];
+        if (px_sqlscan_session_state_full(sql, strlen(sql)) ||
+            px_sqlscan_drops_statements(sql, strlen(sql))) {
+            flagged++;
+            if (!px_sqlscan_may_matter(sql, strlen(sql)))
+                hidden++;
+        }
+    }
+    CU_ASSERT_EQUAL(hidden, 0);
+    CU_ASSERT(flagged > 5000);
+}
+
+static void test_quick_pass_rules_out_ordinary_queries(void)
+{
+    static const char *const plain[] = {
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;",
+        "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 3",
+        "select * from orders order by id limit 10 offset 20",
+        "INSERT INTO t (a, b) VALUES ($1, $2) RETURNING id",
+        "BEGIN",
+        "COMMIT",
+    };
+    CU_ASSERT_FALSE(px_sqlscan_may_matter(plain[0], strlen(plain[0])));
+    CU_ASSERT_FALSE(px_sqlscan_may_matter(plain[2], strlen(plain[2])));
+    CU_ASSERT_FALSE(px_sqlscan_may_matter(plain[3], strlen(plain[3])));
+    CU_ASSERT_FALSE(px_sqlscan_may_matter(plain[4], strlen(plain[4])));
+    CU_ASSERT_FALSE(px_sqlscan_may_matter(plain[5], strlen(plain[5])));
+    /* "SET" of an UPDATE is a needle: the full scan decides (and finds nothing) */
+    CU_ASSERT_TRUE(px_sqlscan_may_matter(plain[1], strlen(plain[1])));
+    CU_ASSERT_PTR_NULL(px_sqlscan_session_state(plain[1], strlen(plain[1])));
+}
+
 /* ======================= runner ============================================ */
 
 typedef struct test_entry {
@@ -796,6 +919,11 @@ static const test_entry_t regression_tests[] = {
     T(test_backslash_quote_read_as_with_standard_strings_off_is_state),
     T(test_setseed_is_state),
     T(test_length_bounds_the_scan_not_a_nul),
+};
+
+static const test_entry_t quick_pass_tests[] = {
+    T(test_quick_pass_never_hides_what_the_full_scan_finds),
+    T(test_quick_pass_rules_out_ordinary_queries),
 };
 
 static const test_entry_t bounds_tests[] = {
@@ -912,7 +1040,8 @@ int main(void)
     if (!ADD_SUITE("sqlscan/state", state_tests) ||
         !ADD_SUITE("sqlscan/no_state", no_state_tests) ||
         !ADD_SUITE("sqlscan/regressions", regression_tests) ||
-        !ADD_SUITE("sqlscan/bounds", bounds_tests) || !ADD_SUITE("sqlscan/set", set_tests)) {
+        !ADD_SUITE("sqlscan/bounds", bounds_tests) || !ADD_SUITE("sqlscan/set", set_tests) ||
+        !ADD_SUITE("sqlscan/quick_pass", quick_pass_tests)) {
         CU_cleanup_registry();
         return 2;
     }
