@@ -442,6 +442,7 @@ typedef struct px_handoff {
     uint32_t be_pid, be_key;
     px_params_t applied;  /* ownership moves with the message */
     px_stmt_set_t *stmts; /* likewise */
+    struct px_tls *tls;   /* likewise: the TLS session, between records, or NULL */
 } px_handoff_t;
 
 #define PX_HANDOFF_QUEUE 64

@@ -1006,9 +1006,13 @@ bool px_server_handoff(px_server_t *s, int target)
     px_pool_t *pool = s->pool;
     if (s->state == PX_SERVER_CLOSING || s->state == PX_SERVER_CONNECTING)
         return false;
-    if (s->client || s->io.out || s->io.tls || s->fifo.count || s->io.pass_left ||
-        s->ignore_till_sync || (s->io.in && s->io.in->rpos != s->io.in->wpos) ||
-        s->tx_status != 'I')
+    if (s->client || s->io.out || s->fifo.count || s->io.pass_left || s->ignore_till_sync ||
+        s->tls_asked || (s->io.in && s->io.in->rpos != s->io.in->wpos) || s->tx_status != 'I')
+        return false;
+    /* a TLS session moves too (its engine works on memory buffers, not the
+     * socket), when it sits between records with nothing buffered either way */
+    if (s->io.tls && (!px_tls_is_done(s->io.tls) || px_tls_read_pending(s->io.tls) ||
+                      px_tls_out_pending(s->io.tls) > 0))
         return false;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&s->io.tcp, &fd) != 0)
@@ -1016,13 +1020,14 @@ bool px_server_handoff(px_server_t *s, int target)
     int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0)
         return false;
-    px_handoff_t h = {nfd, pool->budget, s->be_pid, s->be_key, s->applied, s->stmts};
+    px_handoff_t h = {nfd, pool->budget, s->be_pid, s->be_key, s->applied, s->stmts, s->io.tls};
     if (!px_shared_post_handoff(w->shared, target, &h)) {
         close(nfd);
         return false;
     }
     memset(&s->applied, 0, sizeof(s->applied)); /* moved with the message */
     s->stmts = NULL;
+    s->io.tls = NULL;
     SLOG(PX_LOG_DEBUG, s, "handed to worker %d", target);
     /* retire this end without giving back budget: the connection lives on */
     px_server_set_state(s, PX_SERVER_CLOSING);
@@ -1062,6 +1067,8 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
     s->applied = h->applied;
     s->stmts = h->stmts;
     h->stmts = NULL;
+    s->io.tls = h->tls;
+    h->tls = NULL;
     s->state = PX_SERVER_CHECKING; /* pending until placed */
     px_list_append(&pool->pending, &s->link);
     pool->n_pending++;
@@ -1078,5 +1085,6 @@ fail:
     close(h->fd);
     px_params_free(&h->applied);
     px_stmt_set_free(h->stmts);
+    px_tls_free(h->tls);
     atomic_fetch_sub(&b->open, 1);
 }

@@ -100,6 +100,31 @@ def test_the_proxy_reaches_a_tls_only_role_with_verify_full(proxy, tmp_path):
             assert c.execute("SELECT %s::int", (i,), prepare=True).fetchone() == (i,)
 
 
+def test_one_tls_server_connection_moves_between_workers_without_reconnecting(proxy, tmp_path):
+    skip_if_direct()
+    # one server connection, two clients on different workers (one client per
+    # worker in turn): each transaction needs the connection the other worker
+    # holds, so it must move, TLS session and all
+    ep = proxy(env={"SERVER_TLS_MODE": "verify-full", "SERVER_TLS_CA": CA, "WORKERS": "2",
+                    "WORKER_FILL_CLIENTS": "1", "DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0",
+                    "AUTH_FILE": ssl_user_auth_file(tmp_path)})
+    info = ep.conninfo(user="fnx_ssl", password="ssl_pass", sslmode="disable")
+    with psycopg.connect(info, autocommit=True) as a, psycopg.connect(info, autocommit=True) as b:
+        pids = set()
+        for i in range(30):
+            c = a if i % 2 == 0 else b
+            pid, ssl, n = c.execute(
+                "SELECT s.pid, s.ssl, %s::int FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+                (i,)).fetchone()
+            assert ssl is True and n == i
+            pids.add(pid)
+            with c.transaction():
+                assert c.execute("SELECT count(*) FROM generate_series(1, %s)",
+                                 (i + 1,)).fetchone()[0] == i + 1
+        assert len(pids) == 1, "the TLS connection was reopened instead of moved: %r" % pids
+    assert ep.alive()
+
+
 def test_server_tls_with_an_unknown_ca_refuses_the_login_clearly(proxy, tmp_path):
     skip_if_direct()
     wrong = tmp_path / "wrong-ca.crt"
