@@ -22,10 +22,20 @@ px_stmt_key_t px_stmt_key(const void *rest, size_t len)
     return k;
 }
 
+/* "fx_" and 32 lower-case hex digits; on every Bind of a named statement, so
+ * no printf */
 void px_stmt_name(px_stmt_key_t key, char out[PX_STMT_NAME_LEN])
 {
-    snprintf(out, PX_STMT_NAME_LEN, "fx_%016llx%016llx", (unsigned long long)key.hi,
-             (unsigned long long)key.lo);
+    static const char hex[] = "0123456789abcdef";
+    _Static_assert(PX_STMT_NAME_LEN >= 3 + 32 + 1, "room for the name");
+    out[0] = 'f';
+    out[1] = 'x';
+    out[2] = '_';
+    for (int i = 0; i < 16; i++) {
+        out[3 + i] = hex[(key.hi >> (60 - 4 * i)) & 0xf];
+        out[19 + i] = hex[(key.lo >> (60 - 4 * i)) & 0xf];
+    }
+    out[35] = 0;
 }
 
 static uint32_t name_hash(const char *name, size_t len)
