@@ -100,9 +100,16 @@ typedef struct px_stats {
     _Atomic uint64_t iobufs_in_use; /* gauge */
 } px_stats_t;
 
-#define PX_STAT_INC(w, f)    atomic_fetch_add_explicit(&(w)->stats.f, 1, memory_order_relaxed)
-#define PX_STAT_ADD(w, f, n) atomic_fetch_add_explicit(&(w)->stats.f, (n), memory_order_relaxed)
-#define PX_STAT_DEC(w, f)    atomic_fetch_sub_explicit(&(w)->stats.f, 1, memory_order_relaxed)
+/* A counter only its owner thread writes (others read it with relaxed loads):
+ * a plain load and store, no locked read-modify-write. */
+#define PX_OWN_ADD(p, n)                                                                           \
+    atomic_store_explicit((p), atomic_load_explicit((p), memory_order_relaxed) + (n),              \
+                          memory_order_relaxed)
+
+/* Worker counters: written by the worker's own thread only. */
+#define PX_STAT_INC(w, f)    PX_OWN_ADD(&(w)->stats.f, 1)
+#define PX_STAT_ADD(w, f, n) PX_OWN_ADD(&(w)->stats.f, (n))
+#define PX_STAT_DEC(w, f)    PX_OWN_ADD(&(w)->stats.f, -1)
 
 /* ---- forward declarations ------------------------------------------------ */
 

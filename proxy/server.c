@@ -75,7 +75,7 @@ void px_server_set_state(px_server_t *s, px_server_state_t st)
     px_list_t *l = state_list(s, old, &cnt);
     if (l) {
         px_list_del(&s->link);
-        (*cnt)--;
+        PX_OWN_ADD(cnt, -1); /* pool counters: the owning worker writes, the admin reads */
     }
     s->state = st;
     l = state_list(s, st, &cnt);
@@ -84,7 +84,7 @@ void px_server_set_state(px_server_t *s, px_server_state_t st)
             px_list_prepend(l, &s->link); /* most recently used first */
         else
             px_list_append(l, &s->link);
-        (*cnt)++;
+        PX_OWN_ADD(cnt, 1);
     }
     px_log_debug(NULL, "S-%u state %s -> %s", s->id, px_server_state_to_str(old),
                  px_server_state_to_str(st));
