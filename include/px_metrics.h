@@ -82,8 +82,9 @@ const char *px_metrics_cache_to_str(px_metrics_cache_t c);
 /**
  * A query (a simple Query, or an extended-protocol batch up to its Sync)
  * took @p seconds from the first byte forwarded to ReadyForQuery. @p worker is
- * the worker index (any int is accepted: out-of-range values use the shared
- * slot); out-of-range @p route / @p cache values are ignored.
+ * the calling worker's own index: only that thread may write its slot (any
+ * other int selects the shared slot, which any thread may use); out-of-range
+ * @p route / @p cache values are ignored.
  */
 void px_metrics_observe_query(int worker, px_metrics_route_t route, px_metrics_cache_t cache,
                               double seconds);

@@ -36,7 +36,9 @@ const double px_metrics_buckets[PX_METRICS_NBUCKETS] = {
 
 /* ---- histograms ------------------------------------------------------------ */
 
-void px_metrics_hist_observe(px_metrics_hist_t *h, double seconds)
+/* @p own: only this thread writes @p h (a worker's own slot), so a plain
+ * relaxed load and store do; otherwise a locked add. */
+static void observe(px_metrics_hist_t *h, double seconds, bool own)
 {
     if (isnan(seconds))
         return;
@@ -47,8 +49,20 @@ void px_metrics_hist_observe(px_metrics_hist_t *h, double seconds)
         i++;
     if (seconds > PX_METRICS_MAX_OBSERVATION)
         seconds = PX_METRICS_MAX_OBSERVATION;
-    atomic_fetch_add_explicit(&h->counts[i], 1, RELAXED);
-    atomic_fetch_add_explicit(&h->sum_ns, (uint64_t)(seconds * 1e9 + 0.5), RELAXED);
+    uint64_t ns = (uint64_t)(seconds * 1e9 + 0.5);
+    if (own) {
+        atomic_store_explicit(&h->counts[i], atomic_load_explicit(&h->counts[i], RELAXED) + 1,
+                              RELAXED);
+        atomic_store_explicit(&h->sum_ns, atomic_load_explicit(&h->sum_ns, RELAXED) + ns, RELAXED);
+    } else {
+        atomic_fetch_add_explicit(&h->counts[i], 1, RELAXED);
+        atomic_fetch_add_explicit(&h->sum_ns, ns, RELAXED);
+    }
+}
+
+void px_metrics_hist_observe(px_metrics_hist_t *h, double seconds)
+{
+    observe(h, seconds, false);
 }
 
 void px_metrics_hist_snap_init(px_metrics_hist_snap_t *snap)
@@ -118,12 +132,15 @@ void px_metrics_observe_query(int worker, px_metrics_route_t route, px_metrics_c
 {
     if ((unsigned)route >= PX_METRICS_ROUTE_COUNT || (unsigned)cache >= PX_METRICS_CACHE_COUNT)
         return;
-    px_metrics_hist_observe(&px_metrics_slot(worker)->query[route][cache], seconds);
+    /* a worker's slot has one writer: the worker itself */
+    bool own = worker >= 0 && worker < PX_METRICS_MAX_WORKERS;
+    observe(&px_metrics_slot(worker)->query[route][cache], seconds, own);
 }
 
 void px_metrics_observe_pool_wait(int worker, double seconds)
 {
-    px_metrics_hist_observe(&px_metrics_slot(worker)->pool_wait, seconds);
+    observe(&px_metrics_slot(worker)->pool_wait, seconds,
+            worker >= 0 && worker < PX_METRICS_MAX_WORKERS);
 }
 
 void px_metrics_read_query(px_metrics_route_t route, px_metrics_cache_t cache,
