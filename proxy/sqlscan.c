@@ -28,6 +28,9 @@
 
 #include "sqlscan.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 typedef struct {
     const char *p;
     size_t n;
@@ -396,7 +399,39 @@ static bool word_at(const char *p, size_t n, size_t i, const char *word, size_t 
     return true;
 }
 
+static bool may_matter(const char *sql, size_t len);
+
+/* The same texts come back again and again (an application's statements,
+ * every Parse of a driver that does not name them): remember the answer for
+ * recent short ones, per thread, keyed by the whole text. */
+#define MEMO_SLOTS 128
+#define MEMO_TEXT  240
+
+typedef struct {
+    uint64_t h;
+    uint32_t len; /* 0: empty */
+    bool matter;
+    char text[MEMO_TEXT];
+} memo_t;
+
+static _Thread_local memo_t t_memo[MEMO_SLOTS];
+
 bool px_sqlscan_may_matter(const char *sql, size_t len)
+{
+    if (len == 0 || len > MEMO_TEXT)
+        return may_matter(sql, len);
+    uint64_t h = XXH3_64bits(sql, len);
+    memo_t *m = &t_memo[h & (MEMO_SLOTS - 1)];
+    if (m->len == len && m->h == h && memcmp(m->text, sql, len) == 0)
+        return m->matter;
+    m->matter = may_matter(sql, len);
+    m->h = h;
+    m->len = (uint32_t)len;
+    memcpy(m->text, sql, len);
+    return m->matter;
+}
+
+static bool may_matter(const char *sql, size_t len)
 {
     /* Every answer scan() can give needs one of these in the text, as a
      * contiguous run of characters: the leading keywords (set, reset, prepare,

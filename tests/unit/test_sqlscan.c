@@ -861,6 +861,28 @@ static void test_quick_pass_rules_out_ordinary_queries(void)
     CU_ASSERT_PTR_NULL(px_sqlscan_session_state(plain[1], strlen(plain[1])));
 }
 
+static void test_quick_pass_remembers_each_text_exactly(void)
+{
+    /* same lengths, one letter apart, many more texts than remembered slots,
+     * asked again and again: every answer must be the text's own */
+    unsigned wrong = 0;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 2000; i++) {
+            char a[64], b[64];
+            int na = snprintf(a, sizeof(a), "SELECT hold_%04d FROM t", i);
+            int nb = snprintf(b, sizeof(b), "SELECT hole_%04d FROM t", i);
+            if (!px_sqlscan_may_matter(a, (size_t)na))
+                wrong++;
+            if (px_sqlscan_may_matter(b, (size_t)nb))
+                wrong++;
+            /* a prefix of a remembered text is another text */
+            if (px_sqlscan_may_matter(a, 10))
+                wrong++;
+        }
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+}
+
 /* ======================= runner ============================================ */
 
 typedef struct test_entry {
@@ -924,6 +946,7 @@ static const test_entry_t regression_tests[] = {
 static const test_entry_t quick_pass_tests[] = {
     T(test_quick_pass_never_hides_what_the_full_scan_finds),
     T(test_quick_pass_rules_out_ordinary_queries),
+    T(test_quick_pass_remembers_each_text_exactly),
 };
 
 static const test_entry_t bounds_tests[] = {
