@@ -26,9 +26,10 @@
  * sent, and is served only while every tag still has that version — so a
  * fill that raced with a write is never served.
  *
- * Thread safety: every function may be called from any thread. L1 is split
- * into shards, each with its own mutex held only to find, link or unlink an
- * entry; values are read outside the lock under a reference.
+ * Thread safety: every function may be called from any thread. Lookups take
+ * no lock (Concurrency Kit epoch sections; the entry returned is held by a
+ * reference until px_cache_entry_put). L1 is split into shards, each with a
+ * mutex that only writers take: fills, eviction, unlinking, clearing.
  */
 #ifndef PX_CACHE_H
 #define PX_CACHE_H

@@ -5,11 +5,17 @@
  * Layout. Tag versions are a fixed array of atomic counters indexed by the
  * tag hash (PX_TAG_SLOTS), with the health generation of each slot's last
  * bump beside it. L1 is PX_SHARDS shards, each a chained hash table plus an
- * LRU list under one mutex; an entry is one allocation holding its tags and
- * their versions, its key material and its value. The byte budget is global
- * (an atomic); a shard that pushes the total over it evicts from its own LRU
- * tail, so no thread ever holds two shard locks.
+ * insertion-ordered list for CLOCK eviction; lookups are lock-free (epoch
+ * sections, see the L1 section), writers take the shard's mutex. An entry is
+ * one allocation holding its tags and their versions, its key material and
+ * its value. The byte budget is global (an atomic); a shard that pushes the
+ * total over it evicts from its own cold end, so no thread ever holds two
+ * shard locks. The published relation catalog is read the same way: one
+ * pointer, swapped by the health thread, the old catalog freed after a grace
+ * period.
  */
+#include <ck_epoch.h>
+#include <ck_pr.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -217,18 +223,51 @@ bool px_cache_replica_fresh(const px_tag_t *tags, int n, uint64_t gen_now, uint6
 
 /* ---- L1 entries ------------------------------------------------------------------ */
 
+/*
+ * Concurrency. Lookups (px_cache_get, px_cache_catalog_lookup) take no lock and
+ * write nothing shared but the entry they return: they run inside a Concurrency
+ * Kit epoch section. Writers (fills, clears, eviction, unlinking a stale entry,
+ * catalog publication) serialise on the shard mutex. What makes this safe:
+ *
+ *  1. Publication. An entry is fully built before a release store links it. A
+ *     shard's bucket array carries its own size and is published by one
+ *     pointer, so readers never pair an array with another array's size.
+ *  2. Reclamation. Nothing a reader may still be standing on is freed: an
+ *     unlinked entry keeps the table's reference, a replaced bucket array or
+ *     catalog its memory, until an epoch grace period has passed (ck_epoch_call
+ *     then ck_epoch_poll by the thread that deferred it; ck_epoch_synchronize on
+ *     the rare paths). Once the table's reference is gone no reader can reach
+ *     the entry, so the last px_cache_entry_put frees it at once. A reader takes
+ *     its reference only while refs > 0, never bringing a dead entry back.
+ *  3. Termination. Every value ever stored in an entry's chain pointer is NULL
+ *     or an entry inserted before it: fills link at the head, an unlink
+ *     bypasses the entry (which keeps its own pointer, for readers standing on
+ *     it) and a grow splits each chain in its order. A reader therefore always
+ *     moves to older entries and reaches the end, even across unlinks and
+ *     grows; it may miss an entry being moved, which is only a cache miss.
+ *  4. Recency without shared writes. A hit sets the entry's `accessed` flag
+ *     (only if clear). A shard keeps its entries in insertion order; eviction
+ *     (CLOCK) takes the cold end and gives an entry read since the hand last
+ *     passed one second chance at the warm end.
+ *
+ * No thread waits for a shard mutex inside an epoch section (a reader that
+ * finds a stale entry takes a reference and leaves the section first), so a
+ * writer may wait for a grace period while holding one.
+ */
+
 struct px_cache_entry {
-    px_cache_entry_t *chain; /* bucket chain */
-    px_cache_entry_t *lru_prev, *lru_next;
+    _Atomic(px_cache_entry_t *) chain;     /* bucket chain, to older entries (invariant 3) */
+    px_cache_entry_t *lru_prev, *lru_next; /* insertion order; shard lock */
+    ck_epoch_entry_t retire;               /* drops the table's reference after a grace period */
     uint64_t hash;
     uint64_t expires_ms;
-    uint64_t charge;  /* bytes counted against the budget */
-    _Atomic int refs; /* the table's reference + readers' */
+    uint64_t charge;       /* bytes counted against the budget */
+    _Atomic int refs;      /* the table's reference + readers' */
+    _Atomic bool accessed; /* hit since the eviction hand last passed it */
+    bool linked;           /* in its shard's table; shard lock */
+    uint16_t n_tags;
     uint32_t key_len;
     uint32_t val_len;
-    uint16_t n_tags;
-    uint8_t shard;
-    bool linked;
     /* tags[n_tags], versions[n_tags], key bytes, value bytes */
     uint64_t data[];
 };
@@ -250,12 +289,18 @@ static inline uint8_t *e_val(px_cache_entry_t *e)
     return e_key(e) + e->key_len;
 }
 
+typedef struct buckets {
+    ck_epoch_entry_t retire;            /* freed a grace period after being replaced */
+    uint32_t n;                         /* slots, a power of two */
+    _Atomic(px_cache_entry_t *) slot[]; /* chain heads (newest first) */
+} buckets_t;
+
 typedef struct shard {
-    pthread_mutex_t lock;
-    px_cache_entry_t **buckets;
-    uint32_t n_buckets; /* power of two */
+    _Atomic(buckets_t *) table; /* read lock-free; replaced under the lock */
+    /* writers only, from here on: a line of their own, away from `table` */
+    _Alignas(64) pthread_mutex_t lock;
     uint32_t n_entries;
-    px_cache_entry_t lru; /* sentinel: lru.lru_next is the most recent */
+    px_cache_entry_t lru; /* sentinel: lru.lru_next is the warm (newest) end */
 } shard_t;
 
 static shard_t g_shards[PX_SHARDS];
@@ -263,6 +308,87 @@ static _Atomic uint64_t g_bytes, g_entries;
 static _Atomic uint64_t g_stat[PX_CACHE_C_COUNT];
 static _Atomic uint64_t g_stat_stores, g_stat_raced, g_stat_too_big, g_stat_evictions,
     g_stat_expired, g_stat_invalidated, g_stat_hit_ns, g_stat_hit_samples;
+
+/* ---- epochs: one record per thread that reads or writes ----------------------------- */
+
+static ck_epoch_t g_epoch;
+static pthread_once_t g_epoch_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_epoch_key;
+static _Thread_local ck_epoch_record_t *t_epoch;
+
+/* A thread going away: run what it deferred, then leave its record to the next thread. */
+static void epoch_thread_exit(void *p)
+{
+    ck_epoch_record_t *r = p;
+    ck_epoch_barrier(r);
+    ck_epoch_unregister(r);
+    t_epoch = NULL;
+}
+
+static void epoch_init(void)
+{
+    ck_epoch_init(&g_epoch);
+    (void)pthread_key_create(&g_epoch_key, epoch_thread_exit);
+}
+
+/* This thread's epoch record, registered on first use; NULL when out of memory. */
+static ck_epoch_record_t *epoch_record(void)
+{
+    ck_epoch_record_t *r = t_epoch;
+    if (r)
+        return r;
+    pthread_once(&g_epoch_once, epoch_init);
+    r = ck_epoch_recycle(&g_epoch, NULL);
+    if (!r) {
+        r = aligned_alloc(_Alignof(ck_epoch_record_t), sizeof(*r));
+        if (!r)
+            return NULL;
+        memset(r, 0, sizeof(*r));
+        ck_epoch_register(&g_epoch, r, NULL);
+    }
+    (void)pthread_setspecific(g_epoch_key, r);
+    t_epoch = r;
+    return r;
+}
+
+/*
+ * Run @p fn on @p ent once no reader can still reach it. The caller has just
+ * made it unreachable; the fence orders that store before the epoch is read
+ * (a store followed by a load may otherwise be reordered). Without a record
+ * (out of memory) the grace period is waited for here.
+ */
+static void retire(ck_epoch_record_t *rec, ck_epoch_entry_t *ent, ck_epoch_cb_t *fn)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (rec) {
+        ck_epoch_call(rec, ent, fn);
+        return;
+    }
+    ck_epoch_synchronize_wait(&g_epoch, NULL, NULL);
+    fn(ent);
+}
+
+/* Run what this thread deferred and is past its grace period (one load when nothing is). */
+static void reclaim(ck_epoch_record_t *rec)
+{
+    if (rec && ck_pr_load_uint(&rec->n_pending) != 0)
+        (void)ck_epoch_poll(rec);
+}
+
+/* ---- L1: set-up, lookups, fills --------------------------------------------------------- */
+
+static buckets_t *buckets_new(uint32_t n)
+{
+    buckets_t *b = calloc(1, sizeof(*b) + (size_t)n * sizeof(b->slot[0]));
+    if (b)
+        b->n = n;
+    return b;
+}
+
+static void buckets_free_cb(ck_epoch_entry_t *ent)
+{
+    free((char *)ent - offsetof(buckets_t, retire));
+}
 
 static void init_once(void)
 {
@@ -276,13 +402,14 @@ static void init_once(void)
     atomic_store(&g_synced_since, px_cache_wall_ms());
     for (int i = 0; i < PX_NEED_STRIPES; i++)
         pthread_mutex_init(&g_need_lock[i], NULL);
+    pthread_once(&g_epoch_once, epoch_init);
     for (int i = 0; i < PX_SHARDS; i++) {
         shard_t *sh = &g_shards[i];
         pthread_mutex_init(&sh->lock, NULL);
-        sh->buckets = calloc(PX_BUCKETS_MIN, sizeof(*sh->buckets));
-        if (!sh->buckets)
+        buckets_t *b = buckets_new(PX_BUCKETS_MIN);
+        if (!b)
             return;
-        sh->n_buckets = PX_BUCKETS_MIN;
+        atomic_store_explicit(&sh->table, b, memory_order_release);
         sh->lru.lru_next = sh->lru.lru_prev = &sh->lru;
     }
     g_init_ok = true;
@@ -294,32 +421,65 @@ bool px_cache_init(void)
     return g_init_ok;
 }
 
-static void entry_free(px_cache_entry_t *e)
-{
-    free(e);
-}
-
+/* The last reference frees the entry at once: by invariant 2 no reader can reach it then. */
 void px_cache_entry_put(px_cache_entry_t *e)
 {
     if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
-        entry_free(e);
+        free(e);
 }
 
-/* Unlink @p e from its shard (lock held) and drop the table's reference. */
-static void unlink_locked(shard_t *sh, px_cache_entry_t *e)
+static void entry_unref_cb(ck_epoch_entry_t *ent)
 {
-    px_cache_entry_t **pp = &sh->buckets[e->hash & (sh->n_buckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->chain;
-    if (*pp)
-        *pp = e->chain;
+    px_cache_entry_put((px_cache_entry_t *)((char *)ent - offsetof(px_cache_entry_t, retire)));
+}
+
+/* A reader's reference, taken only while the entry still has one. */
+static bool entry_ref(px_cache_entry_t *e)
+{
+    int r = atomic_load_explicit(&e->refs, memory_order_relaxed);
+    while (r > 0) {
+        if (atomic_compare_exchange_weak_explicit(&e->refs, &r, r + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static void lru_remove(px_cache_entry_t *e)
+{
     e->lru_prev->lru_next = e->lru_next;
     e->lru_next->lru_prev = e->lru_prev;
+}
+
+static void lru_push_warm(shard_t *sh, px_cache_entry_t *e)
+{
+    e->lru_next = sh->lru.lru_next;
+    e->lru_prev = &sh->lru;
+    sh->lru.lru_next->lru_prev = e;
+    sh->lru.lru_next = e;
+}
+
+/*
+ * Unlink @p e from its shard (lock held). The table's reference is dropped a
+ * grace period later, through @p rec: readers may be standing on @p e, and
+ * its chain pointer is left as it is so they can walk on.
+ */
+static void unlink_locked(shard_t *sh, px_cache_entry_t *e, ck_epoch_record_t *rec)
+{
+    buckets_t *t = atomic_load_explicit(&sh->table, memory_order_relaxed);
+    _Atomic(px_cache_entry_t *) *pp = &t->slot[e->hash & (t->n - 1)];
+    px_cache_entry_t *x;
+    while ((x = atomic_load_explicit(pp, memory_order_relaxed)) != NULL && x != e)
+        pp = &x->chain;
+    if (x)
+        atomic_store_explicit(pp, atomic_load_explicit(&e->chain, memory_order_relaxed),
+                              memory_order_release);
+    lru_remove(e);
     e->linked = false;
     sh->n_entries--;
     atomic_fetch_sub_explicit(&g_bytes, e->charge, memory_order_relaxed);
     atomic_fetch_sub_explicit(&g_entries, 1, memory_order_relaxed);
-    px_cache_entry_put(e);
+    retire(rec, &e->retire, entry_unref_cb);
 }
 
 static bool entry_valid(px_cache_entry_t *e, uint64_t now)
@@ -344,38 +504,54 @@ static shard_t *shard_of(uint64_t h)
     return &g_shards[(h >> 56) % PX_SHARDS];
 }
 
+/*
+ * @p e, referenced by the caller, was found expired or invalidated: unlink it
+ * unless another thread already did, and drop the caller's reference. Called
+ * outside any epoch section.
+ */
+static void drop_stale(shard_t *sh, px_cache_entry_t *e, uint64_t now, ck_epoch_record_t *rec)
+{
+    pthread_mutex_lock(&sh->lock);
+    if (e->linked) {
+        if (now >= e->expires_ms)
+            atomic_fetch_add_explicit(&g_stat_expired, 1, memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&g_stat_invalidated, 1, memory_order_relaxed);
+        unlink_locked(sh, e, rec);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    px_cache_entry_put(e);
+}
+
 px_cache_entry_t *px_cache_get(const void *key, size_t key_len)
 {
     if (!g_init_ok || !atomic_load_explicit(&g_enabled, memory_order_relaxed))
+        return NULL;
+    ck_epoch_record_t *rec = epoch_record();
+    if (!rec)
         return NULL;
     uint64_t h = key_hash(key, key_len);
     shard_t *sh = shard_of(h);
     uint64_t now = px_cache_now_ms();
     px_cache_entry_t *found = NULL;
-    pthread_mutex_lock(&sh->lock);
-    for (px_cache_entry_t *e = sh->buckets[h & (sh->n_buckets - 1)]; e; e = e->chain) {
-        if (e->hash != h || e->key_len != key_len || memcmp(e_key(e), key, key_len) != 0)
-            continue;
-        if (!entry_valid(e, now)) {
-            if (now >= e->expires_ms)
-                atomic_fetch_add_explicit(&g_stat_expired, 1, memory_order_relaxed);
-            else
-                atomic_fetch_add_explicit(&g_stat_invalidated, 1, memory_order_relaxed);
-            unlink_locked(sh, e);
+    ck_epoch_begin(rec, NULL);
+    buckets_t *t = atomic_load_explicit(&sh->table, memory_order_acquire);
+    px_cache_entry_t *e = atomic_load_explicit(&t->slot[h & (t->n - 1)], memory_order_acquire);
+    for (; e; e = atomic_load_explicit(&e->chain, memory_order_acquire)) {
+        if (e->hash == h && e->key_len == key_len && memcmp(e_key(e), key, key_len) == 0) {
+            if (entry_ref(e))
+                found = e;
             break;
         }
-        /* most recently used to the front */
-        e->lru_prev->lru_next = e->lru_next;
-        e->lru_next->lru_prev = e->lru_prev;
-        e->lru_next = sh->lru.lru_next;
-        e->lru_prev = &sh->lru;
-        sh->lru.lru_next->lru_prev = e;
-        sh->lru.lru_next = e;
-        atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-        found = e;
-        break;
     }
-    pthread_mutex_unlock(&sh->lock);
+    ck_epoch_end(rec, NULL);
+    if (found && !entry_valid(found, now)) {
+        drop_stale(sh, found, now, rec);
+        found = NULL;
+    } else if (found && !atomic_load_explicit(&found->accessed, memory_order_relaxed)) {
+        atomic_store_explicit(&found->accessed, true, memory_order_relaxed);
+    }
+    reclaim(rec);
     return found;
 }
 
@@ -402,32 +578,61 @@ const char *px_cache_put_result_to_str(px_cache_put_result_t r)
     return "?";
 }
 
-static void grow_locked(shard_t *sh)
+/*
+ * Double @p sh's bucket array (lock held). Each old chain is split into its
+ * two new chains in its own order (invariant 3) while the old array is still
+ * published; readers of the old array may miss entries meanwhile. The old
+ * array is freed after a grace period.
+ */
+static void grow_locked(shard_t *sh, ck_epoch_record_t *rec)
 {
-    uint32_t n = sh->n_buckets * 2;
-    px_cache_entry_t **nb = calloc(n, sizeof(*nb));
+    buckets_t *old = atomic_load_explicit(&sh->table, memory_order_relaxed);
+    if (old->n >= (1u << 30))
+        return;
+    buckets_t *nb = buckets_new(old->n * 2);
     if (!nb)
         return; /* longer chains; still correct */
-    for (uint32_t i = 0; i < sh->n_buckets; i++) {
-        px_cache_entry_t *e = sh->buckets[i];
+    for (uint32_t i = 0; i < old->n; i++) {
+        px_cache_entry_t *tail[2] = {NULL, NULL};
+        px_cache_entry_t *e = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
         while (e) {
-            px_cache_entry_t *next = e->chain;
-            e->chain = nb[e->hash & (n - 1)];
-            nb[e->hash & (n - 1)] = e;
+            px_cache_entry_t *next = atomic_load_explicit(&e->chain, memory_order_relaxed);
+            int k = (e->hash & old->n) != 0;
+            if (tail[k])
+                atomic_store_explicit(&tail[k]->chain, e, memory_order_release);
+            else
+                atomic_store_explicit(&nb->slot[i + (k ? old->n : 0)], e, memory_order_relaxed);
+            tail[k] = e;
             e = next;
         }
+        for (int k = 0; k < 2; k++)
+            if (tail[k])
+                atomic_store_explicit(&tail[k]->chain, NULL, memory_order_release);
     }
-    free(sh->buckets);
-    sh->buckets = nb;
-    sh->n_buckets = n;
+    atomic_store_explicit(&sh->table, nb, memory_order_release);
+    retire(rec, &old->retire, buckets_free_cb);
 }
 
-/* Evict from @p sh's LRU tail until the budget holds (lock held). */
-static void evict_locked(shard_t *sh, uint64_t max)
+/*
+ * Evict from @p sh until the budget holds (lock held). The hand starts at the
+ * cold end of the insertion order; an entry read since it last passed is given
+ * a second chance (flag cleared, moved to the warm end). At most one chance per
+ * entry present at the start, so the walk ends even if every entry was read.
+ */
+static void evict_locked(shard_t *sh, uint64_t max, ck_epoch_record_t *rec)
 {
+    uint32_t chances = sh->n_entries;
     while (atomic_load_explicit(&g_bytes, memory_order_relaxed) > max &&
            sh->lru.lru_prev != &sh->lru) {
-        unlink_locked(sh, sh->lru.lru_prev);
+        px_cache_entry_t *e = sh->lru.lru_prev;
+        if (chances > 0 && atomic_load_explicit(&e->accessed, memory_order_relaxed)) {
+            chances--;
+            atomic_store_explicit(&e->accessed, false, memory_order_relaxed);
+            lru_remove(e);
+            lru_push_warm(sh, e);
+            continue;
+        }
+        unlink_locked(sh, e, rec);
         atomic_fetch_add_explicit(&g_stat_evictions, 1, memory_order_relaxed);
     }
 }
@@ -456,6 +661,9 @@ px_cache_put_result_t px_cache_put(const void *key, size_t key_len, const uint8_
         atomic_fetch_add_explicit(&g_stat_too_big, 1, memory_order_relaxed);
         return PX_CACHE_PUT_TOO_BIG;
     }
+    ck_epoch_record_t *rec = epoch_record();
+    if (!rec)
+        return PX_CACHE_PUT_NO_MEMORY;
     px_cache_entry_t *e = malloc(size);
     if (!e)
         return PX_CACHE_PUT_NO_MEMORY;
@@ -466,6 +674,7 @@ px_cache_put_result_t px_cache_put(const void *key, size_t key_len, const uint8_
     e->expires_ms = px_cache_now_ms() + (uint64_t)ttl_s * 1000u;
     e->charge = size + 32; /* allocator overhead and the bucket slot */
     atomic_init(&e->refs, 1);
+    atomic_init(&e->accessed, false);
     e->key_len = (uint32_t)key_len;
     e->val_len = (uint32_t)val_len;
     e->n_tags = (uint16_t)n_tags;
@@ -488,45 +697,54 @@ px_cache_put_result_t px_cache_put(const void *key, size_t key_len, const uint8_
             return PX_CACHE_PUT_RACED;
         }
     }
-    for (px_cache_entry_t *o = sh->buckets[e->hash & (sh->n_buckets - 1)]; o; o = o->chain) {
+    buckets_t *t = atomic_load_explicit(&sh->table, memory_order_relaxed);
+    px_cache_entry_t *o =
+        atomic_load_explicit(&t->slot[e->hash & (t->n - 1)], memory_order_relaxed);
+    for (; o; o = atomic_load_explicit(&o->chain, memory_order_relaxed)) {
         if (o->hash == e->hash && o->key_len == key_len && memcmp(e_key(o), key, key_len) == 0) {
-            unlink_locked(sh, o);
+            unlink_locked(sh, o, rec);
             break;
         }
     }
-    if (sh->n_entries >= sh->n_buckets)
-        grow_locked(sh);
-    px_cache_entry_t **b = &sh->buckets[e->hash & (sh->n_buckets - 1)];
-    e->chain = *b;
-    *b = e;
-    e->lru_next = sh->lru.lru_next;
-    e->lru_prev = &sh->lru;
-    sh->lru.lru_next->lru_prev = e;
-    sh->lru.lru_next = e;
+    if (sh->n_entries >= t->n) {
+        grow_locked(sh, rec);
+        t = atomic_load_explicit(&sh->table, memory_order_relaxed);
+    }
+    _Atomic(px_cache_entry_t *) *b = &t->slot[e->hash & (t->n - 1)];
+    atomic_store_explicit(&e->chain, atomic_load_explicit(b, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(b, e, memory_order_release); /* publishes the entry (invariant 1) */
+    lru_push_warm(sh, e);
     e->linked = true;
     sh->n_entries++;
     atomic_fetch_add_explicit(&g_bytes, e->charge, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_entries, 1, memory_order_relaxed);
-    evict_locked(sh, max);
+    evict_locked(sh, max, rec);
     pthread_mutex_unlock(&sh->lock);
+    reclaim(rec);
     atomic_fetch_add_explicit(&g_stat_stores, 1, memory_order_relaxed);
     return PX_CACHE_PUT_STORED;
 }
 
+/* Drop every entry. By the time it returns their memory is freed, except for
+ * entries readers still hold a reference to. */
 uint64_t px_cache_clear(void)
 {
     uint64_t n = 0;
     if (!g_init_ok)
         return 0;
+    ck_epoch_record_t *rec = epoch_record();
     for (int i = 0; i < PX_SHARDS; i++) {
         shard_t *sh = &g_shards[i];
         pthread_mutex_lock(&sh->lock);
         while (sh->lru.lru_next != &sh->lru) {
-            unlink_locked(sh, sh->lru.lru_next);
+            unlink_locked(sh, sh->lru.lru_next, rec);
             n++;
         }
         pthread_mutex_unlock(&sh->lock);
     }
+    if (rec)
+        ck_epoch_barrier(rec);
     return n;
 }
 
@@ -549,11 +767,13 @@ void px_cache_configure(const px_cache_config_t *cfg)
         return;
     }
     if (g_init_ok && atomic_load(&g_bytes) > cfg->max_bytes) {
+        ck_epoch_record_t *rec = epoch_record();
         for (int i = 0; i < PX_SHARDS; i++) {
             pthread_mutex_lock(&g_shards[i].lock);
-            evict_locked(&g_shards[i], cfg->max_bytes);
+            evict_locked(&g_shards[i], cfg->max_bytes, rec);
             pthread_mutex_unlock(&g_shards[i].lock);
         }
+        reclaim(rec);
     }
 }
 
@@ -617,8 +837,7 @@ struct px_cache_catalog {
     size_t n;
 };
 
-static pthread_rwlock_t g_cat_lock = PTHREAD_RWLOCK_INITIALIZER;
-static px_cache_catalog_t *g_cat;
+static _Atomic(px_cache_catalog_t *) g_cat; /* read in epoch sections */
 
 px_cache_catalog_t *px_cache_catalog_new(void)
 {
@@ -699,21 +918,20 @@ void px_cache_catalog_free(px_cache_catalog_t *c)
     free(c);
 }
 
+/* The old catalog is freed once every lookup that may have loaded it is over. */
 void px_cache_catalog_publish(px_cache_catalog_t *c)
 {
-    pthread_rwlock_wrlock(&g_cat_lock);
-    px_cache_catalog_t *old = g_cat;
-    g_cat = c;
-    pthread_rwlock_unlock(&g_cat_lock);
+    px_cache_catalog_t *old = atomic_exchange_explicit(&g_cat, c, memory_order_acq_rel);
+    if (!old)
+        return;
+    pthread_once(&g_epoch_once, epoch_init);
+    ck_epoch_synchronize_wait(&g_epoch, NULL, NULL);
     px_cache_catalog_free(old);
 }
 
 bool px_cache_catalog_ready(void)
 {
-    pthread_rwlock_rdlock(&g_cat_lock);
-    bool ok = g_cat != NULL;
-    pthread_rwlock_unlock(&g_cat_lock);
-    return ok;
+    return atomic_load_explicit(&g_cat, memory_order_acquire) != NULL;
 }
 
 bool px_cache_catalog_lookup(const char *name, px_cache_rel_t *out)
@@ -721,10 +939,14 @@ bool px_cache_catalog_lookup(const char *name, px_cache_rel_t *out)
     const char *dot = strrchr(name, '.');
     if (dot)
         name = dot + 1;
-    pthread_rwlock_rdlock(&g_cat_lock);
-    const cat_rel_t *r = g_cat ? cat_find(g_cat, name) : NULL;
+    ck_epoch_record_t *rec = epoch_record();
+    if (!rec)
+        return false;
+    ck_epoch_begin(rec, NULL);
+    const px_cache_catalog_t *c = atomic_load_explicit(&g_cat, memory_order_acquire);
+    const cat_rel_t *r = c ? cat_find(c, name) : NULL;
     if (r)
         *out = r->rel;
-    pthread_rwlock_unlock(&g_cat_lock);
+    ck_epoch_end(rec, NULL);
     return r != NULL;
 }
