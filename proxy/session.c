@@ -1719,7 +1719,13 @@ void px_client_process(px_client_t *c)
             continue;
         }
         if (!s) {
-            /* the first message of a transaction: get a server connection */
+            /* the first message of a transaction: get a server connection.
+             * Answers queued so far (cache hits) go out first: the checkout
+             * may go on with this client's input in another call. */
+            if (to_client.n > 0 && px_sender_flush(&to_client) != 0) {
+                px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+                return;
+            }
             px_route_verdict_t verdict;
             px_pool_t *target = px_route_pick(c, &verdict);
             c->route = (uint8_t)verdict;

@@ -234,6 +234,35 @@ def test_pipelined_units_get_their_own_answers_in_order(proxy, tables):
             assert [cur.fetchone()[0] for cur in curs] == ["v%d" % (i % 5 + 1) for i in range(20)]
 
 
+def test_a_cached_answer_pipelined_before_a_miss_keeps_both_answers_in_order(proxy, tables):
+    import pgwire
+    ep = cached(proxy)
+    t = tables("pm", "id int primary key, v text", "SELECT g, 'v' || g FROM generate_series(1, 5) g")
+    hot = "SELECT v FROM %s WHERE id = 2" % t
+    with ep.connect(autocommit=True) as c:
+        until_cached(ep, c, hot)
+    r = ep.raw()
+    r.login("fnx", DBNAME, PASSWORDS["fnx"])
+    for _ in range(3):
+        # simple protocol: a hit, then a statement that must reach PostgreSQL
+        r.send(pgwire.query(hot) + pgwire.query("SELECT 7, now() IS NOT NULL"))
+        assert r.collect()[0] == [["v2"]]
+        assert r.collect()[0] == [["7", "t"]]
+        # extended protocol, one Sync per unit: a hit, then a miss that fails
+        unit = (pgwire.parse("", hot) + pgwire.bind("", "") + pgwire.describe("P") +
+                pgwire.execute() + pgwire.sync())
+        miss = (pgwire.parse("", "SELECT 100 / $1::int") + pgwire.bind("", "", [b"0"]) +
+                pgwire.describe("P") + pgwire.execute() + pgwire.sync())
+        r.send(unit + miss + unit)
+        assert r.collect()[0] == [["v2"]]
+        with pytest.raises(pgwire.PgError) as ex:
+            r.collect()
+        assert ex.value.sqlstate == "22012"
+        assert r.collect()[0] == [["v2"]]
+    assert l1(ep)["hits"] >= 6
+    r.close()
+
+
 # ---------------------------------------------------------------- invalidation
 
 
