@@ -207,6 +207,9 @@ void px_wbuf_end(px_wbuf_t *w);
 
 /* Whole messages (each begins and ends its own message). */
 void px_build_error(px_wbuf_t *w, const char *severity, const char *sqlstate, const char *message);
+/** px_build_error with a Routine ('R') field, as PostgreSQL sends (NULL or "": none). */
+void px_build_error_routine(px_wbuf_t *w, const char *severity, const char *sqlstate,
+                            const char *message, const char *routine);
 void px_build_notice(px_wbuf_t *w, const char *severity, const char *sqlstate, const char *message);
 void px_build_auth(px_wbuf_t *w, int32_t code, const void *data, size_t len);
 void px_build_auth_sasl(px_wbuf_t *w); /* offers SCRAM-SHA-256 */

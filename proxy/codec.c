@@ -617,7 +617,7 @@ void px_wbuf_end(px_wbuf_t *w)
 }
 
 static void px__build_err_notice(px_wbuf_t *w, uint8_t type, const char *severity,
-                                 const char *sqlstate, const char *message)
+                                 const char *sqlstate, const char *message, const char *routine)
 {
     px_wbuf_begin(w, type);
     px_wbuf_put_byte(w, 'S');
@@ -628,18 +628,28 @@ static void px__build_err_notice(px_wbuf_t *w, uint8_t type, const char *severit
     px_wbuf_put_cstr(w, sqlstate);
     px_wbuf_put_byte(w, 'M');
     px_wbuf_put_cstr(w, message);
+    if (routine && *routine) {
+        px_wbuf_put_byte(w, 'R');
+        px_wbuf_put_cstr(w, routine);
+    }
     px_wbuf_put_byte(w, 0);
     px_wbuf_end(w);
 }
 
 void px_build_error(px_wbuf_t *w, const char *severity, const char *sqlstate, const char *message)
 {
-    px__build_err_notice(w, 'E', severity, sqlstate, message);
+    px__build_err_notice(w, 'E', severity, sqlstate, message, NULL);
+}
+
+void px_build_error_routine(px_wbuf_t *w, const char *severity, const char *sqlstate,
+                            const char *message, const char *routine)
+{
+    px__build_err_notice(w, 'E', severity, sqlstate, message, routine);
 }
 
 void px_build_notice(px_wbuf_t *w, const char *severity, const char *sqlstate, const char *message)
 {
-    px__build_err_notice(w, 'N', severity, sqlstate, message);
+    px__build_err_notice(w, 'N', severity, sqlstate, message, NULL);
 }
 
 void px_build_auth(px_wbuf_t *w, int32_t code, const void *data, size_t len)

@@ -173,20 +173,21 @@ typedef struct px_sender {
  * (the request never went to the server).
  */
 typedef enum px_req_kind {
-    PX_REQ_QUERY = 0,   /* client Query: replies up to ReadyForQuery */
-    PX_REQ_FUNC,        /* client FunctionCall: up to ReadyForQuery */
-    PX_REQ_SYNC,        /* client Sync: ReadyForQuery */
-    PX_REQ_PARSE,       /* client Parse: ParseComplete */
-    PX_REQ_BIND,        /* client Bind: BindComplete */
-    PX_REQ_CLOSE,       /* client Close: CloseComplete */
-    PX_REQ_DESCRIBE,    /* client Describe: [ParameterDescription] RowDescription|NoData */
-    PX_REQ_EXECUTE,     /* client Execute: rows, then CommandComplete|PortalSuspended|EmptyQuery */
-    PX_REQ_SKIP_QUERY,  /* injected Query: swallow up to ReadyForQuery */
-    PX_REQ_SKIP_SET,    /* injected settings: swallow, errors become warnings */
-    PX_REQ_SKIP_PARSE,  /* injected Parse: swallow ParseComplete */
-    PX_REQ_SKIP_CLOSE,  /* injected Close: swallow CloseComplete */
-    PX_REQ_SYNTH_PARSE, /* answer ParseComplete ourselves */
-    PX_REQ_SYNTH_CLOSE, /* answer CloseComplete ourselves */
+    PX_REQ_QUERY = 0,  /* client Query: replies up to ReadyForQuery */
+    PX_REQ_FUNC,       /* client FunctionCall: up to ReadyForQuery */
+    PX_REQ_SYNC,       /* client Sync: ReadyForQuery */
+    PX_REQ_PARSE,      /* client Parse: ParseComplete */
+    PX_REQ_BIND,       /* client Bind: BindComplete */
+    PX_REQ_CLOSE,      /* client Close: CloseComplete */
+    PX_REQ_DESCRIBE,   /* client Describe: [ParameterDescription] RowDescription|NoData */
+    PX_REQ_EXECUTE,    /* client Execute: rows, then CommandComplete|PortalSuspended|EmptyQuery */
+    PX_REQ_SKIP_QUERY, /* injected Query: swallow up to ReadyForQuery */
+    PX_REQ_SKIP_SET,   /* injected settings: swallow, errors become warnings */
+    PX_REQ_SKIP_PARSE, /* injected Parse: swallow ParseComplete */
+    PX_REQ_SKIP_CLOSE, /* injected Close: swallow CloseComplete */
+    PX_REQ_SKIP_DESCRIBE,     /* injected Describe of a statement: swallow, note its shape */
+    PX_REQ_SYNTH_PARSE,       /* answer ParseComplete ourselves */
+    PX_REQ_SYNTH_CLOSE,       /* answer CloseComplete ourselves */
     PX_REQ_SYNTH_DEALLOC,     /* answer a DEALLOCATE name query ourselves */
     PX_REQ_SYNTH_DEALLOC_ALL, /* answer a DEALLOCATE ALL query ourselves */
     PX_REQ_SYNTH_ERROR,       /* an error the proxy raises in an extended batch */
@@ -360,9 +361,13 @@ struct px_server {
     px_fifo_t fifo;           /* outstanding requests, popped at ReadyForQuery */
     px_stmt_set_t *stmts;     /* server-side statements prepared on it (lazy) */
     bool ignore_till_sync;    /* after an extended-query error: it skips to Sync */
-    px_params_t applied;      /* settings the proxy has SET on this connection */
-    uint32_t id;              /* proxy-local id for logs */
-    uint32_t be_pid;          /* BackendKeyData from PostgreSQL, for cancels */
+    bool shape_wait;          /* a Bind waits for the shape of a statement prepared here */
+    bool bound_valid;         /* bound_key: the client statement the last Bind used */
+    uint32_t bound_portal;    /* hash of that Bind's portal name */
+    px_stmt_key_t bound_key;
+    px_params_t applied; /* settings the proxy has SET on this connection */
+    uint32_t id;         /* proxy-local id for logs */
+    uint32_t be_pid;     /* BackendKeyData from PostgreSQL, for cancels */
     uint32_t be_key;
     uint64_t last_used;            /* loop ms when last released */
     uint64_t deadline;             /* connect/login/check deadline */
@@ -649,6 +654,9 @@ bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
                             const uint8_t *rest, size_t rest_len) PX_MUSTCHECK_INT;
 /** Close a server-side statement (evicted); the reply is swallowed. */
 bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key) PX_MUSTCHECK_INT;
+/** Describe statement @p key, then Flush: its shape is noted when the answer comes. */
+bool px_server_inject_describe(px_server_t *s, px_sender_t *snd,
+                               px_stmt_key_t key) PX_MUSTCHECK_INT;
 /** Emit the replies the proxy makes up, while they are at the head of the FIFO. */
 bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client) PX_MUSTCHECK_INT;
 void px_server_send_cancel(px_server_t *s);

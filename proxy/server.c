@@ -519,6 +519,26 @@ bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key)
     return px_fifo_push(&s->fifo, PX_REQ_SKIP_CLOSE, NULL);
 }
 
+bool px_server_inject_describe(px_server_t *s, px_sender_t *snd, px_stmt_key_t key)
+{
+    char name[PX_STMT_NAME_LEN];
+    px_stmt_name(key, name);
+    size_t total = PX_MSG_HDR_LEN + 1 + strlen(name) + 1 + PX_MSG_HDR_LEN;
+    uint8_t *p = px_sender_alloc(snd, total);
+    if (!p)
+        return false;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, 'D');
+    px_wbuf_put_byte(&wb, 'S');
+    px_wbuf_put_cstr(&wb, name);
+    px_wbuf_end(&wb);
+    px_wbuf_begin(&wb, 'H'); /* the answer comes now, not at the next Sync */
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(snd, p, wb.len))
+        return false;
+    return px_fifo_push(&s->fifo, PX_REQ_SKIP_DESCRIBE, &key);
+}
+
 void px_server_resume(px_server_t *s)
 {
     if (s->state == PX_SERVER_CLOSING)
@@ -574,6 +594,7 @@ static bool req_ends(uint8_t kind, uint8_t type)
     case PX_REQ_SKIP_CLOSE:
         return type == '3';
     case PX_REQ_DESCRIBE:
+    case PX_REQ_SKIP_DESCRIBE:
         return type == 'T' || type == 'n';
     case PX_REQ_EXECUTE:
         return type == 'C' || type == 's' || type == 'I';
@@ -587,8 +608,8 @@ static bool req_is_extended(uint8_t kind)
 {
     return kind == PX_REQ_PARSE || kind == PX_REQ_BIND || kind == PX_REQ_CLOSE ||
            kind == PX_REQ_DESCRIBE || kind == PX_REQ_EXECUTE || kind == PX_REQ_SKIP_PARSE ||
-           kind == PX_REQ_SKIP_CLOSE || kind == PX_REQ_SYNTH_PARSE || kind == PX_REQ_SYNTH_CLOSE ||
-           kind == PX_REQ_SYNTH_ERROR;
+           kind == PX_REQ_SKIP_CLOSE || kind == PX_REQ_SKIP_DESCRIBE ||
+           kind == PX_REQ_SYNTH_PARSE || kind == PX_REQ_SYNTH_CLOSE || kind == PX_REQ_SYNTH_ERROR;
 }
 
 /*
@@ -615,8 +636,10 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
             px_wbuf_end(&wb);
         } else if (kind == PX_REQ_SYNTH_ERROR) {
             px_client_t *c = s->client;
-            const char *e = c && c->synth_error ? c->synth_error : "XX000\0internal error";
-            px_build_error(&wb, "ERROR", e, e + strlen(e) + 1);
+            /* "sqlstate\0message\0routine" (the routine drivers look at to re-prepare) */
+            const char *e = c && c->synth_error ? c->synth_error : "XX000\0internal error\0";
+            const char *msg = e + strlen(e) + 1;
+            px_build_error_routine(&wb, "ERROR", e, msg, msg + strlen(msg) + 1);
         } else if (kind == PX_REQ_SYNTH_CLOSE) {
             px_wbuf_begin(&wb, '3');
             px_wbuf_end(&wb);
@@ -649,6 +672,8 @@ static void error_skip_to_sync(px_server_t *s)
             px_stmt_set_del(s->stmts, r->key);
         if (r->has_key && s->client && (r->kind == PX_REQ_PARSE || r->kind == PX_REQ_SYNTH_PARSE))
             px_stmt_map_drop_unconfirmed(&s->client->stmts, r->key);
+        if (r->kind == PX_REQ_SKIP_DESCRIBE)
+            s->shape_wait = false; /* the waiting Bind goes on (and meets the error) */
         px_fifo_pop(&s->fifo);
     }
     if (!found_sync)
@@ -705,7 +730,7 @@ void px_server_process(px_server_t *s)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool login = s->state == PX_SERVER_LOGIN;
-        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || !c ||
+        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'T' || !c ||
                        (hdr.type == 'C' && (c->sets || c->digest_id));
         if (inspect && avail < whole) {
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
@@ -848,6 +873,16 @@ void px_server_process(px_server_t *s)
         if (pop) {
             if (kind == PX_REQ_PARSE && req->has_key && c)
                 px_stmt_map_confirm(&c->stmts, req->key);
+            if ((kind == PX_REQ_DESCRIBE || kind == PX_REQ_SKIP_DESCRIBE) && req->has_key) {
+                /* the statement's shape on this connection, and what the
+                 * client now believes it is */
+                uint64_t shape = px_stmt_shape(hdr.type == 'T' ? body.p : NULL, body.n);
+                px_stmt_set_note_shape(s->stmts, req->key, shape);
+                if (kind == PX_REQ_DESCRIBE && c)
+                    px_stmt_map_set_shape(&c->stmts, req->key, shape);
+                if (kind == PX_REQ_SKIP_DESCRIBE)
+                    s->shape_wait = false;
+            }
             px_fifo_pop(&s->fifo);
             if (!px_server_drain_synth(s, c ? &to_client : NULL))
                 goto client_broken;
@@ -892,6 +927,7 @@ void px_server_process(px_server_t *s)
         c->server = NULL;
         s->client = NULL;
         s->ignore_till_sync = false;
+        s->shape_wait = false;
         px_route_done(c, s->pool, (px_route_verdict_t)c->route);
         c->unit_done = false;
         px_client_set_state(c, PX_CLIENT_IDLE);

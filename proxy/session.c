@@ -29,6 +29,9 @@
 #include "px_metrics.h"
 #include "px_tls.h"
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 struct px_client_auth {
     px_auth_step_t step;
     px_secret_t secret; /* the user's secret (or a decoy for unknown users) */
@@ -871,6 +874,32 @@ static msg_result_t ensure_stmt(px_server_t *s, const px_stmt_t *st, px_sender_t
     return MSG_FORWARD;
 }
 
+/*
+ * A Bind of a client statement whose result shape the client knows, on a
+ * connection that does not have it yet: prepare it here and learn its shape
+ * before the Bind goes out, so a statement whose columns changed since the
+ * client described it is refused (see handle_msg) instead of returning rows
+ * the client would decode with its old description. 1: wait for the answer;
+ * 0: go on; -1: the server connection is broken.
+ */
+static int shape_first(px_client_t *c, px_server_t *s, px_span_t body, px_sender_t *to_server)
+{
+    px_span_t portal, stmt;
+    if (s->shape_wait)
+        return 1;
+    if (px_worker_cfg(c->io.w)->pool_mode != PX_POOL_MODE_TRANSACTION ||
+        !px_codec_parse_bind_names(body, &portal, &stmt) || stmt.n == 0)
+        return 0;
+    const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
+    if (!st || !st->shape || (s->stmts && px_stmt_set_has(s->stmts, st->key)))
+        return 0;
+    if (ensure_stmt(s, st, to_server) != MSG_FORWARD ||
+        !px_server_inject_describe(s, to_server, st->key))
+        return -1;
+    s->shape_wait = true;
+    return 1;
+}
+
 /* Queue a reply the proxy makes up: now if nothing is outstanding, else in
  * its place behind the replies still to come. */
 static msg_result_t synth(px_server_t *s, px_req_kind_t kind, px_sender_t *to_client)
@@ -1453,9 +1482,10 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n)) {
             /* as PostgreSQL: the name is taken; the rest of the batch is skipped */
             char emsg[200];
-            int ml =
-                snprintf(emsg, sizeof(emsg), "42P05%cprepared statement \"%.*s\" already exists", 0,
-                         (int)(stmt.n > 100 ? 100 : stmt.n), (const char *)stmt.p);
+            int ml = snprintf(
+                emsg, sizeof(emsg),
+                "42P05%cprepared statement \"%.*s\" already exists%cStorePreparedStatement", 0,
+                (int)(stmt.n > 100 ? 100 : stmt.n), (const char *)stmt.p, 0);
             free(c->synth_error);
             c->synth_error = malloc((size_t)ml + 1);
             if (c->synth_error)
@@ -1490,6 +1520,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         px_stmt_key_t evicted;
         bool had;
         px_stmt_set_add(s->stmts, key, &evicted, &had);
+        px_stmt_set_note_shape(s->stmts, key, 0); /* prepared anew: its shape is news */
         if (had && !px_server_inject_close(s, to_server, evicted))
             return MSG_BROKEN;
         /* the server may still hold it (after DEALLOCATE of other names,
@@ -1504,6 +1535,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
     case 'B': {
         c->unsynced = true;
         PX_STAT_INC(w, queries);
+        s->bound_valid = false;
         px_span_t portal, stmt;
         if (txn_mode && body.n == hdr->body_len &&
             px_codec_parse_bind_names(body, &portal, &stmt) && stmt.n > 0) {
@@ -1512,6 +1544,25 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 msg_result_t r = ensure_stmt(s, st, to_server);
                 if (r != MSG_FORWARD)
                     return r;
+                uint64_t have = px_stmt_set_shape(s->stmts, st->key);
+                if (st->shape && have && have != st->shape) {
+                    /* the statement here returns other columns than the
+                     * client was told (DDL since, and another client or
+                     * another connection prepared it anew): what PostgreSQL
+                     * says of the client's own statement in that case */
+                    static const char e[] =
+                        "0A000\0cached plan must not change result type\0RevalidateCachedQuery";
+                    free(c->synth_error);
+                    c->synth_error = malloc(sizeof(e));
+                    if (c->synth_error)
+                        memcpy(c->synth_error, e, sizeof(e));
+                    c->skip_till_sync = true;
+                    return synth(s, PX_REQ_SYNTH_ERROR, to_client);
+                }
+                /* a Describe of this portal tells the client the shape too */
+                s->bound_valid = true;
+                s->bound_portal = (uint32_t)XXH3_64bits(portal.p, portal.n);
+                s->bound_key = st->key;
                 const uint8_t *qz = memchr(st->rest, 0, st->rest_len);
                 if (qz)
                     c->digest_id = px_digest_id((const char *)st->rest, (size_t)(qz - st->rest));
@@ -1531,7 +1582,11 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         uint8_t kind;
         px_span_t name;
         px_req_kind_t req = hdr->type == 'D' ? PX_REQ_DESCRIBE : PX_REQ_CLOSE;
-        if (txn_mode && px_codec_parse_target(body, &kind, &name) && kind == 'S' && name.n > 0) {
+        bool target = txn_mode && px_codec_parse_target(body, &kind, &name);
+        if (target && hdr->type == 'D' && kind == 'P' && s->bound_valid &&
+            s->bound_portal == (uint32_t)XXH3_64bits(name.p, name.n))
+            return px_fifo_push(&s->fifo, req, &s->bound_key) ? MSG_FORWARD : MSG_BROKEN;
+        if (target && kind == 'S' && name.n > 0) {
             const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)name.p, name.n);
             if (hdr->type == 'C') {
                 /* the server-side statement may serve other clients: keep it */
@@ -1544,7 +1599,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     return r;
                 uint8_t k = 'S';
                 r = rewrite(to_server, 'D', &k, 1, st->key, NULL, 0);
-                if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_DESCRIBE, NULL))
+                if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_DESCRIBE, &st->key))
                     return MSG_BROKEN;
                 return r;
             }
@@ -1656,8 +1711,8 @@ void px_client_process(px_client_t *c)
         if (rc == PX_CODEC_ERROR || !frontend_type_ok(hdr.type)) {
             if (rc == PX_CODEC_ERROR)
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
-                               "invalid message length (message type %d, limit %u bytes)", hdr.type,
-                               cap);
+                               "invalid message length (message type %d, limit %u bytes)", p[0],
+                               cap); /* hdr is not filled in on an error */
             else
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
                                "invalid frontend message type %d", hdr.type);
@@ -1744,6 +1799,15 @@ void px_client_process(px_client_t *c)
             break;
         }
 
+        if (hdr.type == 'B' && avail >= whole && !c->skip_till_sync && !s->ignore_till_sync) {
+            int sw = shape_first(c, s, (px_span_t){p + PX_MSG_HDR_LEN, hdr.body_len}, &to_server);
+            if (sw < 0)
+                goto server_broken;
+            if (sw > 0) {
+                c->io.paused = true; /* resumed when the shape is known */
+                break;
+            }
+        }
         px_log_debug(NULL, "C-%u -> %c (%u bytes) fifo %u", c->id, hdr.type, whole, s->fifo.count);
         if (cfg->cache_enabled && avail >= whole)
             px_cacheflow_on_client_msg(c, &hdr, body);

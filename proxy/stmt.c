@@ -79,6 +79,7 @@ bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const 
         return false;
     e->key = key;
     e->confirmed = false;
+    e->shape = 0;
     e->rest_len = (uint32_t)rest_len;
     e->name_len = (uint16_t)name_len;
     memcpy(e->rest, rest, rest_len);
@@ -173,6 +174,40 @@ static bool slot_deleted(px_stmt_key_t k)
     return k.lo == 0 && k.hi == 1;
 }
 
+void px_stmt_map_set_shape(px_stmt_map_t *m, px_stmt_key_t key, uint64_t shape)
+{
+    for (uint32_t i = 0; m->buckets && i < m->n_buckets; i++)
+        for (px_stmt_t *e = m->buckets[i]; e; e = e->next)
+            if (px_stmt_key_eq(e->key, key))
+                e->shape = shape;
+}
+
+uint64_t px_stmt_shape(const uint8_t *body, size_t len)
+{
+    if (!body)
+        return 1; /* NoData */
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    size_t i = 2;
+    if (len >= 2)
+        XXH3_64bits_update(&st, body, 2); /* the number of fields */
+    while (i < len) {
+        const uint8_t *z = memchr(body + i, 0, len - i);
+        /* name and its NUL; then table OID (4), column (2), type OID (4),
+         * length (2), modifier (4), format (2) */
+        if (!z || (size_t)(z - body) + 1 + 18 > len) {
+            XXH3_64bits_update(&st, body + i, len - i); /* malformed: all of it */
+            break;
+        }
+        size_t name_end = (size_t)(z - body) + 1;
+        XXH3_64bits_update(&st, body + i, name_end - i);
+        XXH3_64bits_update(&st, body + name_end + 6, 10);
+        i = name_end + 18;
+    }
+    uint64_t h = XXH3_64bits_digest(&st);
+    return h > 1 ? h : h + 2;
+}
+
 px_stmt_set_t *px_stmt_set_new(void)
 {
     px_stmt_set_t *s = calloc(1, sizeof(*s));
@@ -180,8 +215,9 @@ px_stmt_set_t *px_stmt_set_new(void)
         return NULL;
     s->n_slots = 2 * PX_STMT_SET_MAX;
     s->slots = calloc(s->n_slots, sizeof(*s->slots));
+    s->shapes = calloc(s->n_slots, sizeof(*s->shapes));
     s->order = calloc(PX_STMT_SET_MAX, sizeof(*s->order));
-    if (!s->slots || !s->order) {
+    if (!s->slots || !s->shapes || !s->order) {
         px_stmt_set_free(s);
         return NULL;
     }
@@ -193,6 +229,7 @@ void px_stmt_set_free(px_stmt_set_t *s)
     if (!s)
         return;
     free(s->slots);
+    free(s->shapes);
     free(s->order);
     free(s);
 }
@@ -231,17 +268,22 @@ static void rehash(px_stmt_set_t *s)
 {
     /* drop tombstones: reinsert the live keys */
     px_stmt_key_t live[PX_STMT_SET_MAX];
+    uint64_t live_shape[PX_STMT_SET_MAX];
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->n_slots && n < PX_STMT_SET_MAX; i++)
-        if (!slot_empty(s->slots[i]) && !slot_deleted(s->slots[i]))
+        if (!slot_empty(s->slots[i]) && !slot_deleted(s->slots[i])) {
+            live_shape[n] = s->shapes[i];
             live[n++] = s->slots[i];
+        }
     memset(s->slots, 0, s->n_slots * sizeof(*s->slots));
+    memset(s->shapes, 0, s->n_slots * sizeof(*s->shapes));
     uint32_t mask = s->n_slots - 1;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (uint32_t)live[k].lo & mask;
         while (!slot_empty(s->slots[i]))
             i = (i + 1) & mask;
         s->slots[i] = live[k];
+        s->shapes[i] = live_shape[k];
     }
     s->count = n;
 }
@@ -278,9 +320,23 @@ void px_stmt_set_add(px_stmt_set_t *s, px_stmt_key_t key, px_stmt_key_t *evicted
         }
     }
     s->slots[i] = key;
+    s->shapes[i] = 0;
     s->count++;
     if (probes > 64)
         rehash(s);
+}
+
+uint64_t px_stmt_set_shape(const px_stmt_set_t *s, px_stmt_key_t key)
+{
+    int64_t i = s ? find_slot(s, key) : -1;
+    return i >= 0 ? s->shapes[i] : 0;
+}
+
+void px_stmt_set_note_shape(px_stmt_set_t *s, px_stmt_key_t key, uint64_t shape)
+{
+    int64_t i = s ? find_slot(s, key) : -1;
+    if (i >= 0)
+        s->shapes[i] = shape;
 }
 
 void px_stmt_set_clear(px_stmt_set_t *s)
@@ -288,6 +344,7 @@ void px_stmt_set_clear(px_stmt_set_t *s)
     if (!s)
         return;
     memset(s->slots, 0, s->n_slots * sizeof(*s->slots));
+    memset(s->shapes, 0, s->n_slots * sizeof(*s->shapes));
     s->count = 0;
     s->order_head = 0;
     s->order_count = 0;

@@ -45,6 +45,7 @@ typedef struct px_stmt {
     uint32_t rest_len; /* bytes of rest[] */
     uint16_t name_len;
     bool confirmed; /* the client has seen its ParseComplete */
+    uint64_t shape; /* px_stmt_shape() of the RowDescription the client last saw, 0: none */
     char *name;     /* the client's name, NUL-terminated; points into the same block */
     uint8_t rest[]; /* the Parse body after the name */
 } px_stmt_t;
@@ -66,11 +67,23 @@ void px_stmt_map_clear(px_stmt_map_t *m);
 void px_stmt_map_confirm(px_stmt_map_t *m, px_stmt_key_t key);
 /** The Parse of unconfirmed statements with @p key failed or was skipped: forget them. */
 void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key);
+/** The client was told the result shape of its statements with @p key. */
+void px_stmt_map_set_shape(px_stmt_map_t *m, px_stmt_key_t key, uint64_t shape);
+
+/**
+ * A statement's result shape, from the body of the RowDescription ('T') or
+ * NoData ('n': @p body NULL) that describes it: the column names, types,
+ * lengths and modifiers, as PostgreSQL compares them before it answers
+ * "cached plan must not change result type". Never 0. Table OIDs, column
+ * numbers and formats are left out.
+ */
+uint64_t px_stmt_shape(const uint8_t *body, size_t len);
 
 /* ---- a server connection's statements ----------------------------------- */
 
 typedef struct px_stmt_set {
     px_stmt_key_t *slots; /* open addressing, {0,0} = empty, {0,1} = deleted */
+    uint64_t *shapes;     /* beside slots: the statement's shape there, 0: not known */
     uint32_t n_slots;     /* power of two, 2 x PX_STMT_SET_MAX */
     uint32_t count;
     px_stmt_key_t *order; /* insertion ring, for eviction */
@@ -90,5 +103,9 @@ void px_stmt_set_add(px_stmt_set_t *s, px_stmt_key_t key, px_stmt_key_t *evicted
                      bool *had_evicted);
 void px_stmt_set_del(px_stmt_set_t *s, px_stmt_key_t key);
 void px_stmt_set_clear(px_stmt_set_t *s);
+/** The shape @p key has on this connection (0: not known, or not there). */
+uint64_t px_stmt_set_shape(const px_stmt_set_t *s, px_stmt_key_t key);
+/** Note the shape of @p key on this connection (0: forget it); no-op when absent. */
+void px_stmt_set_note_shape(px_stmt_set_t *s, px_stmt_key_t key, uint64_t shape);
 
 #endif

@@ -22,6 +22,8 @@ PACKAGES=(
     postgresql-15-hypopg
     # e2e clients (system python: /usr/bin/python3)
     python3-psycopg python3-psycopg2 python3-asyncpg python3-sqlalchemy python3-pytest
+    # pgjdbc and a JDK for the JDBC driver tests
+    libpostgresql-jdbc-java openjdk-17-jdk-headless
     # tools the scripts use
     util-linux procps coreutils iproute2
     # promtool (metrics format check), gnuplot (bench plot), YAML for the deploy checks
@@ -50,11 +52,11 @@ else
     echo "deps: all Debian packages present"
 fi
 
-# node packages: node-postgres for the e2e tests, kubernetes-models & co for the
+# node packages: node-postgres and postgres.js for the e2e tests, kubernetes-models & co for the
 # offline deployment checks.
 for E2E in "$ROOT/tests/e2e" "$ROOT/tests/deploy"; do
 if [[ -f "$E2E/package.json" ]]; then
-    if [[ -f "$E2E/node_modules/pg/package.json" ]]; then
+    if [[ -f "$E2E/node_modules/pg/package.json" && -f "$E2E/node_modules/postgres/package.json" ]]; then
         echo "deps: node packages present in ${E2E#"$ROOT"/}/node_modules"
     elif [[ -d "$E2E/node_modules" && "$E2E" == */deploy ]]; then
         echo "deps: node packages present in ${E2E#"$ROOT"/}/node_modules"

@@ -176,6 +176,114 @@ static void test_set_delete_and_clear_forget_statements(void)
     px_stmt_set_free(s);
 }
 
+/* ---- result shapes ------------------------------------------------------------ */
+
+/* A RowDescription body: fields of (name, table OID, column, type OID, length, modifier, format).
+ */
+static size_t row_description(uint8_t *out, const char *const *names, const uint32_t *types,
+                              uint32_t table, uint16_t format, int n)
+{
+    size_t o = 0;
+    out[o++] = (uint8_t)(n >> 8);
+    out[o++] = (uint8_t)n;
+    for (int i = 0; i < n; i++) {
+        size_t nl = strlen(names[i]) + 1;
+        memcpy(out + o, names[i], nl);
+        o += nl;
+        uint8_t f[18] = {(uint8_t)(table >> 24),
+                         (uint8_t)(table >> 16),
+                         (uint8_t)(table >> 8),
+                         (uint8_t)table,
+                         0,
+                         (uint8_t)(i + 1),
+                         (uint8_t)(types[i] >> 24),
+                         (uint8_t)(types[i] >> 16),
+                         (uint8_t)(types[i] >> 8),
+                         (uint8_t)types[i],
+                         0xff,
+                         0xff,
+                         0xff,
+                         0xff,
+                         0xff,
+                         0xff,
+                         (uint8_t)(format >> 8),
+                         (uint8_t)format};
+        memcpy(out + o, f, sizeof(f));
+        o += sizeof(f);
+    }
+    return o;
+}
+
+static void test_shapes_differ_when_columns_or_types_change_not_tables_or_formats(void)
+{
+    uint8_t a[256], b[256];
+    const char *two[] = {"id", "v"}, *three[] = {"id", "v", "w"}, *renamed[] = {"id", "x"};
+    const uint32_t t2[] = {23, 25}, t3[] = {23, 25, 23}, retyped[] = {23, 23};
+    uint64_t base = px_stmt_shape(a, row_description(a, two, t2, 16384, 0, 2));
+    CU_ASSERT_NOT_EQUAL(base, 0);
+    /* the same columns from another table, or asked in binary: the same shape */
+    CU_ASSERT_EQUAL(px_stmt_shape(b, row_description(b, two, t2, 99999, 1, 2)), base);
+    /* a column more, a column renamed, a type changed: another shape */
+    CU_ASSERT_NOT_EQUAL(px_stmt_shape(b, row_description(b, three, t3, 16384, 0, 3)), base);
+    CU_ASSERT_NOT_EQUAL(px_stmt_shape(b, row_description(b, renamed, t2, 16384, 0, 2)), base);
+    CU_ASSERT_NOT_EQUAL(px_stmt_shape(b, row_description(b, two, retyped, 16384, 0, 2)), base);
+    /* NoData has a shape of its own; a truncated body still hashes, in bounds */
+    CU_ASSERT_NOT_EQUAL(px_stmt_shape(NULL, 0), 0);
+    CU_ASSERT_NOT_EQUAL(px_stmt_shape(NULL, 0), base);
+    size_t n = row_description(a, two, t2, 16384, 0, 2);
+    for (size_t cut = 0; cut < n; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1);
+        memcpy(copy, a, cut);
+        CU_ASSERT_NOT_EQUAL(px_stmt_shape(copy, cut), 0);
+        free(copy);
+    }
+}
+
+static void test_set_remembers_a_shape_per_statement_until_it_is_prepared_anew(void)
+{
+    px_stmt_set_t *s = px_stmt_set_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    px_stmt_key_t ev;
+    bool had;
+    CU_ASSERT_EQUAL(px_stmt_set_shape(s, nth_key(1)), 0);
+    px_stmt_set_note_shape(s, nth_key(1), 77); /* absent: nothing noted */
+    CU_ASSERT_EQUAL(px_stmt_set_shape(s, nth_key(1)), 0);
+    for (unsigned i = 0; i < 300; i++) {
+        px_stmt_set_add(s, nth_key(i), &ev, &had);
+        px_stmt_set_note_shape(s, nth_key(i), 1000 + i);
+    }
+    /* deletions and the rehash they lead to keep every shape with its key */
+    for (unsigned i = 0; i < 300; i += 3)
+        px_stmt_set_del(s, nth_key(i));
+    for (unsigned i = 300; i < 1000; i++)
+        px_stmt_set_add(s, nth_key(i), &ev, &had);
+    for (unsigned i = 1; i < 300; i++)
+        if (i % 3 != 0)
+            CU_ASSERT_EQUAL(px_stmt_set_shape(s, nth_key(i)), 1000 + i);
+    CU_ASSERT_EQUAL(px_stmt_set_shape(s, nth_key(3)), 0);
+    /* deleted then added again: prepared anew, shape not known */
+    px_stmt_set_add(s, nth_key(3), &ev, &had);
+    CU_ASSERT_EQUAL(px_stmt_set_shape(s, nth_key(3)), 0);
+    px_stmt_set_clear(s);
+    CU_ASSERT_EQUAL(px_stmt_set_shape(s, nth_key(1)), 0);
+    px_stmt_set_free(s);
+}
+
+static void test_map_shapes_follow_the_statement_key(void)
+{
+    px_stmt_map_t m = {0};
+    CU_ASSERT_TRUE_FATAL(px_stmt_map_put(&m, "a", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    CU_ASSERT_TRUE_FATAL(px_stmt_map_put(&m, "b", 1, "SELECT 2", 9, key_of("SELECT 2")));
+    CU_ASSERT_EQUAL(px_stmt_map_get(&m, "a", 1)->shape, 0);
+    px_stmt_map_set_shape(&m, key_of("SELECT 1"), 42);
+    CU_ASSERT_EQUAL(px_stmt_map_get(&m, "a", 1)->shape, 42);
+    CU_ASSERT_EQUAL(px_stmt_map_get(&m, "b", 1)->shape, 0);
+    /* prepared again under the same name: the client has not seen its shape yet */
+    CU_ASSERT_TRUE_FATAL(px_stmt_map_put(&m, "a", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    CU_ASSERT_EQUAL(px_stmt_map_get(&m, "a", 1)->shape, 0);
+    px_stmt_map_clear(&m);
+}
+
 /* ======================= runner ============================================ */
 
 int main(void)
@@ -197,7 +305,13 @@ int main(void)
         !CU_add_test(s, "test_set_evicts_the_oldest_statement_when_full",
                      test_set_evicts_the_oldest_statement_when_full) ||
         !CU_add_test(s, "test_set_delete_and_clear_forget_statements",
-                     test_set_delete_and_clear_forget_statements)) {
+                     test_set_delete_and_clear_forget_statements) ||
+        !CU_add_test(s, "test_shapes_differ_when_columns_or_types_change_not_tables_or_formats",
+                     test_shapes_differ_when_columns_or_types_change_not_tables_or_formats) ||
+        !CU_add_test(s, "test_set_remembers_a_shape_per_statement_until_it_is_prepared_anew",
+                     test_set_remembers_a_shape_per_statement_until_it_is_prepared_anew) ||
+        !CU_add_test(s, "test_map_shapes_follow_the_statement_key",
+                     test_map_shapes_follow_the_statement_key)) {
         CU_cleanup_registry();
         return 2;
     }
