@@ -265,7 +265,8 @@ def test_session_settings_hold_wherever_reads_run(proxy, stack):
     ep = routed(proxy, stack)
     ports = replica_ports(stack)
     schema, name = unique("sch"), unique("t")
-    with pg_super() as s:
+    # one transaction: a replica that has the tables also has their grants
+    with pg_super() as s, s.transaction():
         s.execute("CREATE SCHEMA %s" % schema)
         s.execute("GRANT USAGE ON SCHEMA %s TO PUBLIC" % schema)
         s.execute("CREATE TABLE public.%s AS SELECT 'public'::text AS v" % name)
