@@ -194,8 +194,9 @@ typedef enum px_req_kind {
 } px_req_kind_t;
 
 typedef struct px_req {
-    uint8_t kind; /* px_req_kind_t */
-    bool has_key; /* key names a server-side statement this request creates */
+    uint8_t kind;       /* px_req_kind_t */
+    bool has_key;       /* key names a server-side statement this request creates */
+    uint32_t name_hash; /* PX_REQ_DESCRIBE with a key: px_stmt_name_hash of the client's name */
     px_stmt_key_t key;
 } px_req_t;
 
@@ -363,7 +364,8 @@ struct px_server {
     bool ignore_till_sync;    /* after an extended-query error: it skips to Sync */
     bool shape_wait;          /* a Bind waits for the shape of a statement prepared here */
     bool bound_valid;         /* bound_key: the client statement the last Bind used */
-    uint32_t bound_portal;    /* hash of that Bind's portal name */
+    uint32_t bound_portal;    /* px_stmt_name_hash of that Bind's portal name */
+    uint32_t bound_name;      /* px_stmt_name_hash of the client's statement name */
     px_stmt_key_t bound_key;
     px_params_t applied; /* settings the proxy has SET on this connection */
     uint32_t id;         /* proxy-local id for logs */

@@ -879,7 +879,7 @@ void px_server_process(px_server_t *s)
                 uint64_t shape = px_stmt_shape(hdr.type == 'T' ? body.p : NULL, body.n);
                 px_stmt_set_note_shape(s->stmts, req->key, shape);
                 if (kind == PX_REQ_DESCRIBE && c)
-                    px_stmt_map_set_shape(&c->stmts, req->key, shape);
+                    px_stmt_map_set_shape(&c->stmts, req->name_hash, req->key, shape);
                 if (kind == PX_REQ_SKIP_DESCRIBE)
                     s->shape_wait = false;
             }

@@ -29,9 +29,6 @@
 #include "px_metrics.h"
 #include "px_tls.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 struct px_client_auth {
     px_auth_step_t step;
     px_secret_t secret; /* the user's secret (or a decoy for unknown users) */
@@ -911,6 +908,30 @@ static msg_result_t synth(px_server_t *s, px_req_kind_t kind, px_sender_t *to_cl
     return MSG_CONSUMED;
 }
 
+/* An error the proxy raises in an extended batch, in its place among the
+ * replies; the rest of the batch is skipped up to Sync, as PostgreSQL does.
+ * @p err is "sqlstate\0message\0routine" and its NUL, @p len bytes in all. */
+static msg_result_t batch_error(px_client_t *c, px_server_t *s, px_sender_t *to_client,
+                                const char *err, size_t len)
+{
+    free(c->synth_error);
+    c->synth_error = malloc(len);
+    if (c->synth_error)
+        memcpy(c->synth_error, err, len);
+    c->skip_till_sync = true;
+    return synth(s, PX_REQ_SYNTH_ERROR, to_client);
+}
+
+/* A client's Describe of its statement (@p key, named by @p name_hash) is
+ * outstanding: its answer tells the client the statement's shape. */
+static msg_result_t describe_pushed(px_server_t *s, const px_stmt_key_t *key, uint32_t name_hash)
+{
+    if (!px_fifo_push(&s->fifo, PX_REQ_DESCRIBE, key))
+        return MSG_BROKEN;
+    px_fifo_at(&s->fifo, s->fifo.count - 1)->name_hash = name_hash;
+    return MSG_FORWARD;
+}
+
 /* Write @p type message: name replaced by the server-side name of @p key,
  * with @p before (kind byte / portal) and @p after copied around it. */
 static msg_result_t rewrite(px_sender_t *to_server, uint8_t type, const uint8_t *before,
@@ -1439,7 +1460,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
         if (!txn_mode || stmt.n == 0) {
-            bool look = txn_mode && px_sqlscan_may_matter((const char *)sql.p, sql.n);
+            bool look = txn_mode && px_sqlscan_may_matter_remembered((const char *)sql.p, sql.n);
             if (txn_mode && !c->pinned) {
                 const char *why = session_state(c, set, sql.p, sql.n, look);
                 if (why)
@@ -1486,12 +1507,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 emsg, sizeof(emsg),
                 "42P05%cprepared statement \"%.*s\" already exists%cStorePreparedStatement", 0,
                 (int)(stmt.n > 100 ? 100 : stmt.n), (const char *)stmt.p, 0);
-            free(c->synth_error);
-            c->synth_error = malloc((size_t)ml + 1);
-            if (c->synth_error)
-                memcpy(c->synth_error, emsg, (size_t)ml + 1);
-            c->skip_till_sync = true;
-            return synth(s, PX_REQ_SYNTH_ERROR, to_client);
+            return batch_error(c, s, to_client, emsg, (size_t)ml + 1);
         }
         if (!c->pinned) {
             /* a named statement can take session state too (advisory locks,
@@ -1552,16 +1568,12 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                      * says of the client's own statement in that case */
                     static const char e[] =
                         "0A000\0cached plan must not change result type\0RevalidateCachedQuery";
-                    free(c->synth_error);
-                    c->synth_error = malloc(sizeof(e));
-                    if (c->synth_error)
-                        memcpy(c->synth_error, e, sizeof(e));
-                    c->skip_till_sync = true;
-                    return synth(s, PX_REQ_SYNTH_ERROR, to_client);
+                    return batch_error(c, s, to_client, e, sizeof(e));
                 }
                 /* a Describe of this portal tells the client the shape too */
                 s->bound_valid = true;
-                s->bound_portal = (uint32_t)XXH3_64bits(portal.p, portal.n);
+                s->bound_portal = px_stmt_name_hash((const char *)portal.p, portal.n);
+                s->bound_name = px_stmt_name_hash(st->name, st->name_len);
                 s->bound_key = st->key;
                 const uint8_t *qz = memchr(st->rest, 0, st->rest_len);
                 if (qz)
@@ -1584,8 +1596,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         px_req_kind_t req = hdr->type == 'D' ? PX_REQ_DESCRIBE : PX_REQ_CLOSE;
         bool target = txn_mode && px_codec_parse_target(body, &kind, &name);
         if (target && hdr->type == 'D' && kind == 'P' && s->bound_valid &&
-            s->bound_portal == (uint32_t)XXH3_64bits(name.p, name.n))
-            return px_fifo_push(&s->fifo, req, &s->bound_key) ? MSG_FORWARD : MSG_BROKEN;
+            s->bound_portal == px_stmt_name_hash((const char *)name.p, name.n))
+            return describe_pushed(s, &s->bound_key, s->bound_name);
         if (target && kind == 'S' && name.n > 0) {
             const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)name.p, name.n);
             if (hdr->type == 'C') {
@@ -1599,7 +1611,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     return r;
                 uint8_t k = 'S';
                 r = rewrite(to_server, 'D', &k, 1, st->key, NULL, 0);
-                if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_DESCRIBE, &st->key))
+                if (r == MSG_CONSUMED &&
+                    describe_pushed(s, &st->key, px_stmt_name_hash(st->name, st->name_len)) !=
+                        MSG_FORWARD)
                     return MSG_BROKEN;
                 return r;
             }

@@ -401,9 +401,10 @@ static bool word_at(const char *p, size_t n, size_t i, const char *word, size_t 
 
 static bool may_matter(const char *sql, size_t len);
 
-/* The same texts come back again and again (an application's statements,
- * every Parse of a driver that does not name them): remember the answer for
- * recent short ones, per thread, keyed by the whole text. */
+/* Parse texts come back again and again (an application's statements, every
+ * Parse of a driver that does not name them): remember the answer for recent
+ * short ones, per thread, keyed by the whole text. Simple-protocol texts
+ * usually carry their literals and rarely repeat: they skip the table. */
 #define MEMO_SLOTS 128
 #define MEMO_TEXT  240
 
@@ -417,6 +418,11 @@ typedef struct {
 static _Thread_local memo_t t_memo[MEMO_SLOTS];
 
 bool px_sqlscan_may_matter(const char *sql, size_t len)
+{
+    return may_matter(sql, len);
+}
+
+bool px_sqlscan_may_matter_remembered(const char *sql, size_t len)
 {
     if (len == 0 || len > MEMO_TEXT)
         return may_matter(sql, len);
@@ -500,7 +506,7 @@ const char *px_sqlscan_session_state_full(const char *sql, size_t len)
 
 const char *px_sqlscan_session_state(const char *sql, size_t len)
 {
-    if (!px_sqlscan_may_matter(sql, len))
+    if (!px_sqlscan_may_matter_remembered(sql, len))
         return NULL;
     return px_sqlscan_session_state_full(sql, len);
 }

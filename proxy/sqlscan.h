@@ -26,6 +26,10 @@ const char *px_sqlscan_session_state(const char *sql, size_t len);
  */
 bool px_sqlscan_may_matter(const char *sql, size_t len);
 
+/** px_sqlscan_may_matter() remembered per thread for recent short texts (for Parse texts, which
+ * repeat). */
+bool px_sqlscan_may_matter_remembered(const char *sql, size_t len);
+
 /** px_sqlscan_session_state() without the quick pass (what the pass must never hide). */
 const char *px_sqlscan_session_state_full(const char *sql, size_t len);
 

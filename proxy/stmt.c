@@ -38,7 +38,7 @@ void px_stmt_name(px_stmt_key_t key, char out[PX_STMT_NAME_LEN])
     out[35] = 0;
 }
 
-static uint32_t name_hash(const char *name, size_t len)
+uint32_t px_stmt_name_hash(const char *name, size_t len)
 {
     return (uint32_t)XXH3_64bits(name, len);
 }
@@ -63,7 +63,7 @@ bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const 
                 px_stmt_t *e = m->buckets[i];
                 while (e) {
                     px_stmt_t *next = e->next;
-                    uint32_t b = name_hash(e->name, e->name_len) & (nb - 1);
+                    uint32_t b = px_stmt_name_hash(e->name, e->name_len) & (nb - 1);
                     e->next = nbk[b];
                     nbk[b] = e;
                     e = next;
@@ -88,7 +88,7 @@ bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const 
     e->name[name_len] = 0;
     if (replacing)
         px_stmt_map_del(m, name, name_len);
-    uint32_t b = name_hash(name, name_len) & (m->n_buckets - 1);
+    uint32_t b = px_stmt_name_hash(name, name_len) & (m->n_buckets - 1);
     e->next = m->buckets[b];
     m->buckets[b] = e;
     m->count++;
@@ -99,7 +99,7 @@ const px_stmt_t *px_stmt_map_get(const px_stmt_map_t *m, const char *name, size_
 {
     if (!m->buckets)
         return NULL;
-    uint32_t b = name_hash(name, name_len) & (m->n_buckets - 1);
+    uint32_t b = px_stmt_name_hash(name, name_len) & (m->n_buckets - 1);
     for (px_stmt_t *e = m->buckets[b]; e; e = e->next)
         if (e->name_len == name_len && memcmp(e->name, name, name_len) == 0)
             return e;
@@ -110,7 +110,7 @@ bool px_stmt_map_del(px_stmt_map_t *m, const char *name, size_t name_len)
 {
     if (!m->buckets)
         return false;
-    uint32_t b = name_hash(name, name_len) & (m->n_buckets - 1);
+    uint32_t b = px_stmt_name_hash(name, name_len) & (m->n_buckets - 1);
     for (px_stmt_t **pp = &m->buckets[b]; *pp; pp = &(*pp)->next) {
         px_stmt_t *e = *pp;
         if (e->name_len == name_len && memcmp(e->name, name, name_len) == 0) {
@@ -174,12 +174,15 @@ static bool slot_deleted(px_stmt_key_t k)
     return k.lo == 0 && k.hi == 1;
 }
 
-void px_stmt_map_set_shape(px_stmt_map_t *m, px_stmt_key_t key, uint64_t shape)
+void px_stmt_map_set_shape(px_stmt_map_t *m, uint32_t name_hash, px_stmt_key_t key, uint64_t shape)
 {
-    for (uint32_t i = 0; m->buckets && i < m->n_buckets; i++)
-        for (px_stmt_t *e = m->buckets[i]; e; e = e->next)
-            if (px_stmt_key_eq(e->key, key))
-                e->shape = shape;
+    if (!m->buckets)
+        return;
+    /* the name may have been closed or prepared anew meanwhile: only the
+     * statement still filed under it with the same content */
+    for (px_stmt_t *e = m->buckets[name_hash & (m->n_buckets - 1)]; e; e = e->next)
+        if (px_stmt_key_eq(e->key, key) && px_stmt_name_hash(e->name, e->name_len) == name_hash)
+            e->shape = shape;
 }
 
 uint64_t px_stmt_shape(const uint8_t *body, size_t len)

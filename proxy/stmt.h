@@ -67,8 +67,10 @@ void px_stmt_map_clear(px_stmt_map_t *m);
 void px_stmt_map_confirm(px_stmt_map_t *m, px_stmt_key_t key);
 /** The Parse of unconfirmed statements with @p key failed or was skipped: forget them. */
 void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key);
-/** The client was told the result shape of its statements with @p key. */
-void px_stmt_map_set_shape(px_stmt_map_t *m, px_stmt_key_t key, uint64_t shape);
+/** Hash of a client's statement (or portal) name, as the map files it. */
+uint32_t px_stmt_name_hash(const char *name, size_t len);
+/** The client was told the result shape of its statement named by @p name_hash (still @p key). */
+void px_stmt_map_set_shape(px_stmt_map_t *m, uint32_t name_hash, px_stmt_key_t key, uint64_t shape);
 
 /**
  * A statement's result shape, from the body of the RowDescription ('T') or

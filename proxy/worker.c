@@ -137,11 +137,14 @@ static bool accept_for(px_worker_t *w, uv_stream_t *listener, int target)
     }
     uv_os_fd_t fd = -1;
     int nfd = -1;
-    if (uv_accept(listener, (uv_stream_t *)t) == 0 && uv_fileno((uv_handle_t *)t, &fd) == 0)
-        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    uv_close((uv_handle_t *)t, free_handle_cb);
-    if (nfd < 0) {
-        px_log_warn(NULL, "accept failed on worker %d: %s", w->index, strerror(errno));
+    int rc = uv_accept(listener, (uv_stream_t *)t);
+    if (rc == 0)
+        rc = uv_fileno((uv_handle_t *)t, &fd);
+    if (rc == 0 && (nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        rc = uv_translate_sys_error(errno);
+    uv_close((uv_handle_t *)t, free_handle_cb); /* the dup keeps the connection */
+    if (rc != 0) {
+        px_log_warn(NULL, "accept failed on worker %d: %s", w->index, uv_strerror(rc));
         return true;
     }
     if (!px_shared_post_client(w->shared, target, nfd)) {

@@ -871,12 +871,12 @@ static void test_quick_pass_remembers_each_text_exactly(void)
             char a[64], b[64];
             int na = snprintf(a, sizeof(a), "SELECT hold_%04d FROM t", i);
             int nb = snprintf(b, sizeof(b), "SELECT hole_%04d FROM t", i);
-            if (!px_sqlscan_may_matter(a, (size_t)na))
+            if (!px_sqlscan_may_matter_remembered(a, (size_t)na))
                 wrong++;
-            if (px_sqlscan_may_matter(b, (size_t)nb))
+            if (px_sqlscan_may_matter_remembered(b, (size_t)nb))
                 wrong++;
             /* a prefix of a remembered text is another text */
-            if (px_sqlscan_may_matter(a, 10))
+            if (px_sqlscan_may_matter_remembered(a, 10))
                 wrong++;
         }
     }

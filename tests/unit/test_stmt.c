@@ -275,7 +275,7 @@ static void test_map_shapes_follow_the_statement_key(void)
     CU_ASSERT_TRUE_FATAL(px_stmt_map_put(&m, "a", 1, "SELECT 1", 9, key_of("SELECT 1")));
     CU_ASSERT_TRUE_FATAL(px_stmt_map_put(&m, "b", 1, "SELECT 2", 9, key_of("SELECT 2")));
     CU_ASSERT_EQUAL(px_stmt_map_get(&m, "a", 1)->shape, 0);
-    px_stmt_map_set_shape(&m, key_of("SELECT 1"), 42);
+    px_stmt_map_set_shape(&m, px_stmt_name_hash("a", 1), key_of("SELECT 1"), 42);
     CU_ASSERT_EQUAL(px_stmt_map_get(&m, "a", 1)->shape, 42);
     CU_ASSERT_EQUAL(px_stmt_map_get(&m, "b", 1)->shape, 0);
     /* prepared again under the same name: the client has not seen its shape yet */
