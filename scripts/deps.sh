@@ -24,6 +24,8 @@ PACKAGES=(
     python3-psycopg python3-psycopg2 python3-asyncpg python3-sqlalchemy python3-pytest
     # pgjdbc and a JDK for the JDBC driver tests
     libpostgresql-jdbc-java openjdk-17-jdk-headless
+    # Go pgx v4, Perl DBD::Pg, PHP PDO/pg_*, Ruby pg for the other driver tests
+    golang-go golang-github-jackc-pgx-v4-dev libdbd-pg-perl php-cli php-pgsql ruby-pg
     # tools the scripts use
     util-linux procps coreutils iproute2
     # promtool (metrics format check), gnuplot (bench plot), YAML for the deploy checks
