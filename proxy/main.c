@@ -262,7 +262,15 @@ int main(int argc, char **argv)
         w->index = i;
         w->shared = sh;
         w->cfg = px_config_ref(cfg);
-        if (px_worker_start(w) != 0) {
+        if (px_worker_init(w) != 0) {
+            fprintf(stderr, "fastnext-proxy: could not start worker %d\n", i);
+            return 1;
+        }
+    }
+    /* threads only once every worker can be posted to: the first to run
+     * accepts at once and may hand a client to any other */
+    for (int i = 0; i < sh->n_workers; i++) {
+        if (px_worker_run(&sh->workers[i]) != 0) {
             fprintf(stderr, "fastnext-proxy: could not start worker %d\n", i);
             return 1;
         }

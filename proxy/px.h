@@ -335,6 +335,7 @@ struct px_client {
     bool cache_seen;               /* the unit at the read position was looked up already */
     bool retried;                  /* the unit being routed is a retry (no second one) */
     int8_t avoid_replica;          /* replica index the next pick skips (a failed retry), -1 */
+    bool rw_inherited;             /* took its database's write fence at its first pick */
     char peer[53];                 /* "ip:port" for logs (an IPv6 address and port fit) */
 };
 
@@ -765,7 +766,10 @@ void px_cachesync_redis_totals(uint64_t *errors, uint64_t *commands, int *availa
 void px_cachesync_tick(px_worker_t *w);
 
 /* worker.c */
-int px_worker_start(px_worker_t *w) PX_MUSTCHECK_INT;
+/** Loop, listener and wake-up handle; no thread yet, so others can post to it. */
+int px_worker_init(px_worker_t *w) PX_MUSTCHECK_INT;
+/** Start the worker's thread (after every worker is initialised). */
+int px_worker_run(px_worker_t *w) PX_MUSTCHECK_INT;
 px_config_t *px_worker_cfg(px_worker_t *w);
 uint32_t px_worker_slot_alloc(px_worker_t *w, px_client_t *c);
 void px_worker_slot_free(px_worker_t *w, uint32_t id);

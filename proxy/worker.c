@@ -402,7 +402,7 @@ static int make_listener(const px_hostport_t *hp)
     return fd;
 }
 
-int px_worker_start(px_worker_t *w)
+int px_worker_init(px_worker_t *w)
 {
     int rc = uv_loop_init(&w->loop);
     if (rc != 0)
@@ -430,7 +430,12 @@ int px_worker_start(px_worker_t *w)
     uv_async_init(&w->loop, &w->wakeup, wakeup_cb);
     w->wakeup.data = w;
     w->tick.data = w;
-    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    return 0;
+}
+
+int px_worker_run(px_worker_t *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
     return rc == 0 ? 0 : -rc;
 }
 
