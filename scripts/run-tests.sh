@@ -289,6 +289,7 @@ else
         TOTAL_PASSED=$((TOTAL_PASSED + n_regress))
     else
         n_diff="$(find "$OUT/regress" -name '*.diff' 2>/dev/null | wc -l)"
+        regress_diffs="$(find "$OUT/regress" -name '*.diff' 2>/dev/null | sort)"
         PARTS+=("regress $((n_regress - n_diff))/$n_regress identical (exit $regress_rc)")
         TOTAL_PASSED=$((TOTAL_PASSED + n_regress - n_diff))
         TOTAL_FAILED=$((TOTAL_FAILED + (n_diff > 0 ? n_diff : 1)))
@@ -405,6 +406,15 @@ summary="${summary%, }"
 verdict=PASS
 ((OVERALL == 0)) || verdict=FAIL
 check_interrupt
+# What failed, again at the end where a truncated log still shows it: the regress
+# differences (first lines of each diff).
+if [[ -n "${regress_diffs:-}" ]]; then
+    header "regress differences"
+    while read -r d; do
+        note "${d#"$OUT/"}"
+        head -n 40 "$d"
+    done <<<"$regress_diffs"
+fi
 header "summary"
 echo "TOTAL: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
 echo "SUMMARY: $summary — $verdict"
