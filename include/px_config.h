@@ -53,10 +53,11 @@ typedef struct px_hostport {
 /** One immutable configuration snapshot. Strings are owned by the snapshot. */
 typedef struct px_config {
     /* listeners */
-    px_hostport_t proxy_listen; /* PROXY_LISTEN [127.0.0.1:6432] */
-    px_hostport_t admin_listen; /* ADMIN_LISTEN [127.0.0.1:9930] */
-    int workers;                /* WORKERS [online cores], 1..64 */
-    int worker_fill_clients;    /* WORKER_FILL_CLIENTS [32]: clients per worker before spreading */
+    px_hostport_t proxy_listen;  /* PROXY_LISTEN [127.0.0.1:6432] */
+    px_hostport_t admin_listen;  /* ADMIN_LISTEN [127.0.0.1:9930] */
+    int workers;                 /* WORKERS [online cores], 1..64 */
+    int max_prepared_statements; /* MAX_PREPARED_STATEMENTS [10000]: named statements per client */
+    int worker_fill_clients;     /* WORKER_FILL_CLIENTS [32]: clients per worker before spreading */
 
     /* backends */
     char *postgres_server;                   /* POSTGRES_SERVER [127.0.0.1] */

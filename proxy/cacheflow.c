@@ -1002,6 +1002,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
          * server prepares it when it is first used there */
         px_stmt_key_t sk = px_stmt_key(u.pi.rest, u.pi.rest_len);
         sk.lo ^= c->params.hash;
+        c->stmts.max = (uint32_t)px_worker_cfg(c->io.w)->max_prepared_statements;
         if (!px_stmt_map_put(&c->stmts, (const char *)u.parse_name.p, u.parse_name.n, u.pi.rest,
                              u.pi.rest_len, sk)) {
             px_cache_entry_put(e);

@@ -1522,11 +1522,15 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
          * startup settings (search_path, ...) get their own statement */
         px_stmt_key_t key = px_stmt_key(rest, rest_len);
         key.lo ^= c->params.hash;
+        c->stmts.max = (uint32_t)px_worker_cfg(c->io.w)->max_prepared_statements;
         if (!px_stmt_map_put(&c->stmts, (const char *)stmt.p, stmt.n, rest, rest_len, key)) {
-            px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
-                           "too many prepared statements (at most %d per connection)",
-                           PX_STMT_MAP_MAX);
-            return MSG_FAILED;
+            /* as an error of this Parse: the client may close some and go on */
+            char emsg[200];
+            int ml = snprintf(emsg, sizeof(emsg),
+                              "54000%ctoo many prepared statements (at most %u per connection: "
+                              "MAX_PREPARED_STATEMENTS)%cStorePreparedStatement",
+                              0, c->stmts.max, 0);
+            return batch_error(c, s, to_client, emsg, (size_t)ml + 1);
         }
         if (!s->stmts && !(s->stmts = px_stmt_set_new()))
             return MSG_BROKEN;

@@ -1,7 +1,7 @@
 /*
  * Statement maps and sets for prepared statements under transaction pooling
  * (see stmt.h). Both structures are bounded: a client may keep at most
- * PX_STMT_MAP_MAX statements, a server connection PX_STMT_SET_MAX, beyond
+ * its max statements (PX_STMT_MAP_MAX by default), a server connection PX_STMT_SET_MAX, beyond
  * which the oldest server-side statement is evicted.
  */
 #include <stdio.h>
@@ -53,7 +53,7 @@ bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const 
             return false;
     }
     bool replacing = px_stmt_map_get(m, name, name_len) != NULL;
-    if (!replacing && m->count >= PX_STMT_MAP_MAX)
+    if (!replacing && m->count >= (m->max ? m->max : PX_STMT_MAP_MAX))
         return false;
     if (!replacing && m->count >= m->n_buckets * 2) {
         uint32_t nb = m->n_buckets * 4;

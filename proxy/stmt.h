@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PX_STMT_NAME_LEN 36   /* "fx_" + 32 hex + NUL */
-#define PX_STMT_MAP_MAX  4096 /* statements a client may keep prepared */
-#define PX_STMT_SET_MAX  1024 /* statements kept prepared per server connection */
+#define PX_STMT_NAME_LEN 36    /* "fx_" + 32 hex + NUL */
+#define PX_STMT_MAP_MAX  10000 /* statements a client may keep prepared, by default */
+#define PX_STMT_SET_MAX  1024  /* statements kept prepared per server connection */
 
 typedef struct px_stmt_key {
     uint64_t lo, hi;
@@ -54,9 +54,10 @@ typedef struct px_stmt_map {
     px_stmt_t **buckets; /* NULL until the first statement */
     uint32_t n_buckets;
     uint32_t count;
+    uint32_t max; /* statements it may hold; 0: PX_STMT_MAP_MAX */
 } px_stmt_map_t;
 
-/** Add or replace @p name; false when out of memory or over PX_STMT_MAP_MAX. */
+/** Add or replace @p name; false when out of memory or over its max. */
 bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const void *rest,
                      size_t rest_len, px_stmt_key_t key) __attribute__((warn_unused_result));
 const px_stmt_t *px_stmt_map_get(const px_stmt_map_t *m, const char *name, size_t name_len);

@@ -603,6 +603,25 @@ def test_parse_of_an_existing_name_is_rejected_like_postgres(proxy):
         r.close()
 
 
+def test_statements_past_the_limit_get_54000_and_the_connection_goes_on(proxy):
+    skip_if_direct("MAX_PREPARED_STATEMENTS is a proxy setting")
+    px = proxy(env={"MAX_PREPARED_STATEMENTS": "3"})
+    r = raw_login(px)
+    try:
+        for i in range(3):
+            assert exchange(r, pgwire.parse("s%d" % i, "SELECT %d" % i), pgwire.sync()) == [
+                "1", ("Z", "I")]
+        # the fourth fails as an error of its batch, which skips to Sync
+        assert exchange(r, pgwire.parse("s3", "SELECT 3"), run("s0"), pgwire.sync()) == [
+            ("E", "54000"), ("Z", "I")]
+        # nothing was lost: the first three still run, and closing one makes room
+        assert exchange(r, run("s2"), pgwire.sync()) == ["2", ("D", "2")] + OK1
+        assert exchange(r, close_stmt("s0"), pgwire.parse("s3", "SELECT 3"), run("s3"),
+                        pgwire.sync()) == ["3", "1", "2", ("D", "3")] + OK1
+    finally:
+        r.close()
+
+
 def test_result_type_change_gives_postgres_error_then_next_query_works(proxy, make_table, pgsuper):
     px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"})
     t = make_table("a int")

@@ -115,6 +115,20 @@ static void test_map_refuses_statements_past_its_bound(void)
     px_stmt_map_clear(&m);
 }
 
+static void test_map_bound_is_configurable(void)
+{
+    px_stmt_map_t m = {0};
+    m.max = 3;
+    CU_ASSERT_TRUE(px_stmt_map_put(&m, "a", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    CU_ASSERT_TRUE(px_stmt_map_put(&m, "b", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    CU_ASSERT_TRUE(px_stmt_map_put(&m, "c", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    CU_ASSERT_FALSE(px_stmt_map_put(&m, "d", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    px_stmt_map_del(&m, "a", 1);
+    CU_ASSERT_TRUE(px_stmt_map_put(&m, "d", 1, "SELECT 1", 9, key_of("SELECT 1")));
+    CU_ASSERT_EQUAL(m.count, 3);
+    px_stmt_map_clear(&m);
+}
+
 /* ---- a server connection's set --------------------------------------------- */
 
 static px_stmt_key_t nth_key(unsigned i)
@@ -302,6 +316,7 @@ int main(void)
                      test_map_drops_only_unconfirmed_statements_of_a_failed_parse) ||
         !CU_add_test(s, "test_map_refuses_statements_past_its_bound",
                      test_map_refuses_statements_past_its_bound) ||
+        !CU_add_test(s, "test_map_bound_is_configurable", test_map_bound_is_configurable) ||
         !CU_add_test(s, "test_set_evicts_the_oldest_statement_when_full",
                      test_set_evicts_the_oldest_statement_when_full) ||
         !CU_add_test(s, "test_set_delete_and_clear_forget_statements",
