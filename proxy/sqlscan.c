@@ -600,10 +600,11 @@ static bool take_name(scan_t *s, char *out, size_t cap)
     for (;;) {
         if (s->i < s->n && s->p[s->i] == '"') {
             s->i++;
+            /* setting names are case-insensitive even when quoted */
             while (s->i < s->n && s->p[s->i] != '"') {
                 if (len + 1 >= cap)
                     return false;
-                out[len++] = s->p[s->i++];
+                out[len++] = (char)tolower((unsigned char)s->p[s->i++]);
             }
             if (s->i >= s->n)
                 return false;
@@ -717,8 +718,13 @@ bool px_sqlscan_parse_set(const char *sql, size_t len, px_set_stmt_t *out)
             out->kind = PX_SET_RESET_ALL;
             return true;
         }
-        if (!take_name(&s, out->name, sizeof(out->name)))
+        if (take_kw(&s, "time")) {
+            if (!take_kw(&s, "zone"))
+                return false;
+            strcpy(out->name, "timezone");
+        } else if (!take_name(&s, out->name, sizeof(out->name))) {
             return false;
+        }
         if (s.i < s.n && s.p[s.i] == ';') {
             s.i++;
             skip_space(&s);

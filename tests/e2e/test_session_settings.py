@@ -253,7 +253,12 @@ def test_reset_of_startup_timezone_and_datestyle_matches_postgresql(proxy, stack
                PGPASSWORD="fnx_pass")
     # one statement per query, as psql sends a script
     stmts = ["SET datestyle = 'ISO, YMD'", "RESET datestyle", "SHOW datestyle",
-             "SET TIME ZONE 'UTC'", "RESET ALL", "SHOW TimeZone", "SHOW datestyle"]
+             "SET TIME ZONE 'UTC'", "RESET ALL", "SHOW TimeZone", "SHOW datestyle",
+             # every spelling of the names: TIME ZONE, quoted and mixed case
+             "SET TIME ZONE 'UTC'", "RESET TIME ZONE", "SHOW TimeZone",
+             "SET \"TimeZone\" = 'UTC'", "RESET \"TimeZone\"", "SHOW TimeZone",
+             "SET datestyle = 'ISO'", "RESET \"DateStyle\"", "SHOW DateStyle",
+             "BEGIN", "SET TIME ZONE 'UTC'", "RESET TIME ZONE", "COMMIT", "SHOW TimeZone"]
     outs = []
     for port in (stack["port"], ep.port):
         args = ["psql", "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(port), "-U", "fnx",
@@ -261,6 +266,8 @@ def test_reset_of_startup_timezone_and_datestyle_matches_postgresql(proxy, stack
         for st in stmts:
             args += ["-c", st]
         r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
-        outs.append([ln for ln in r.stdout.splitlines() if ln not in ("SET", "RESET", "")])
-    assert outs[0] == ["Postgres, MDY", "PST8PDT", "Postgres, MDY"], outs[0]
+        outs.append([ln for ln in r.stdout.splitlines()
+                     if ln not in ("SET", "RESET", "BEGIN", "COMMIT", "")])
+    assert outs[0] == ["Postgres, MDY", "PST8PDT", "Postgres, MDY", "PST8PDT", "PST8PDT",
+                       "Postgres, MDY", "PST8PDT"], outs[0]
     assert outs[1] == outs[0]

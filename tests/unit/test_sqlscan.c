@@ -993,7 +993,7 @@ static void test_session_sets_are_replayable_with_their_value_as_written(void)
                "statement_timeout", "'5s'");
     EXPECT_SET("SET work_mem TO 65536", PX_SET_VALUE, "work_mem", "65536");
     EXPECT_SET("SET myapp.tenant = 'acme'", PX_SET_VALUE, "myapp.tenant", "'acme'");
-    EXPECT_SET("SET \"DateStyle\" = 'ISO, DMY'", PX_SET_VALUE, "DateStyle", "'ISO, DMY'");
+    EXPECT_SET("SET \"DateStyle\" = 'ISO, DMY'", PX_SET_VALUE, "datestyle", "'ISO, DMY'");
     EXPECT_SET("SET extra_float_digits = -3", PX_SET_VALUE, "extra_float_digits", "-3");
     EXPECT_SET("SET TIME ZONE 'Europe/Paris'", PX_SET_VALUE, "timezone", "'Europe/Paris'");
     EXPECT_SET("SET SCHEMA 'app'", PX_SET_VALUE, "search_path", "'app'");
@@ -1004,7 +1004,10 @@ static void test_session_sets_are_replayable_with_their_value_as_written(void)
 static void test_resets_and_defaults_are_replayable(void)
 {
     EXPECT_SET("RESET search_path", PX_SET_RESET, "search_path", NULL);
-    EXPECT_SET("reset \"TimeZone\";", PX_SET_RESET, "TimeZone", NULL);
+    EXPECT_SET("reset \"TimeZone\";", PX_SET_RESET, "timezone", NULL);
+    EXPECT_SET("RESET TIME ZONE", PX_SET_RESET, "timezone", NULL);
+    EXPECT_SET("reset time  zone ;", PX_SET_RESET, "timezone", NULL);
+    EXPECT_SET("SET \"DateStyle\" = 'ISO'", PX_SET_VALUE, "datestyle", "'ISO'");
     EXPECT_SET("SET work_mem TO DEFAULT", PX_SET_RESET, "work_mem", NULL);
     EXPECT_SET("SET TIME ZONE LOCAL", PX_SET_RESET, "timezone", NULL);
     EXPECT_SET("RESET ALL", PX_SET_RESET_ALL, "", NULL);
