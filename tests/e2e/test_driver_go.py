@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from conftest import DIRECT, HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+from conftest import HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
 
 GOPATH_SYSTEM = os.environ.get("PX_GOCODE", "/usr/share/gocode")
 SOURCE = os.path.join(HERE, "go", "pgxclient.go")

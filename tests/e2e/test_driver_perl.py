@@ -155,8 +155,8 @@ def test_perl_session_statement_timeout_follows_the_client_across_transactions(
 def test_perl_12_forked_workers_mixed_transactions_see_their_own_writes(
         proxy, make_table, dbd_pg):
     px = proxy(env=POOL_ENV)
-    out, stderr = run_pl(px, "concurrent", E2E_TABLE=make_table("id int primary key, n int, v text"),
-                         E2E_WORKERS=12)
+    t = make_table("id int primary key, n int, v text")
+    out, stderr = run_pl(px, "concurrent", E2E_TABLE=t, E2E_WORKERS=12)
     assert out["failed_workers"] == 0, stderr[-3000:]
     committed = 30 - 30 // 4
     assert out["rows"] == [[w, committed, committed] for w in range(12)]
