@@ -1334,7 +1334,17 @@ bool px_client_retry_error(px_client_t *c, px_span_t body)
     const char *st = (const char *)ef.sqlstate.p;
     /* 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
      * 08xxx connection exceptions, 40001 conflict with recovery */
-    return memcmp(st, "57P0", 4) == 0 || memcmp(st, "08", 2) == 0 || memcmp(st, "40001", 5) == 0;
+    if (memcmp(st, "57P0", 4) == 0 || memcmp(st, "08", 2) == 0 || memcmp(st, "40001", 5) == 0)
+        return true;
+    /* a replica that has not replayed DDL or a GRANT yet (made on the
+     * primary directly, or by another instance): a missing table, column,
+     * function, type or schema, or no privilege. The primary's answer is the
+     * one PostgreSQL gives. */
+    static const char lag[][6] = {"42P01", "42703", "42883", "42704", "3F000", "42501"};
+    for (size_t i = 0; i < sizeof(lag) / sizeof(lag[0]); i++)
+        if (memcmp(st, lag[i], 5) == 0)
+            return true;
+    return false;
 }
 
 bool px_client_retry(px_client_t *c, px_server_t *s, const char *why)

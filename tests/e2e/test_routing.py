@@ -652,6 +652,38 @@ def test_read_your_writes_holds_while_the_replicas_are_paused(
 # ---------------------------------------------------------------- replica health
 
 
+def test_objects_a_replica_has_not_replayed_yet_are_read_from_the_primary(
+        proxy, stack, resume_replicas_at_teardown):
+    """DDL and GRANTs made on the primary directly (a migration tool, another
+    proxy instance) reach the replicas a little later; the proxy cannot fence
+    for them. A read a replica answers with a missing object or privilege is
+    sent again to the primary, whose answer is PostgreSQL's."""
+    ports = replica_ports(stack)
+    ep = routed(proxy, stack, READ_REPLICA_MAX_LAG="60")
+    t = unique("lag_ddl")
+    with ep.connect(autocommit=True) as c:
+        assert where(c)[0] is True, "reads do not reach the replicas to begin with"
+        with paused(ports):
+            with pg_super() as su:
+                su.execute("CREATE TABLE %s (id int, v text)" % t)
+                su.execute("INSERT INTO %s VALUES (1, 'one')" % t)
+                su.execute("GRANT SELECT ON %s TO fnx" % t)
+            try:
+                # simple and extended protocol, a client that never wrote
+                assert c.execute("SELECT v FROM %s" % t).fetchall() == [("one",)]
+                assert c.execute("SELECT v FROM %s WHERE id = %%s" % t, (1,)).fetchall() == [
+                    ("one",)]
+                # the replicas still lack it, and still take other reads
+                assert where(c)[0] is True
+                # a table that exists nowhere: PostgreSQL's own error
+                with pytest.raises(psycopg.errors.UndefinedTable):
+                    c.execute("SELECT * FROM %s_missing" % t)
+                assert c.execute("SELECT count(*) FROM %s" % t).fetchone()[0] == 1
+            finally:
+                with pg_super() as su:
+                    su.execute("DROP TABLE IF EXISTS %s" % t)
+
+
 @pytest.mark.timeout_s(60)
 def test_a_lagging_replica_drops_out_and_comes_back(proxy, stack, make_table,
                                                     resume_replicas_at_teardown):
