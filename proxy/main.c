@@ -162,6 +162,15 @@ static void raise_nofile(void)
     }
 }
 
+/* A start that failed once threads run: end at once, without running exit
+ * handlers under their feet. */
+static _Noreturn void start_failed(const char *why)
+{
+    fprintf(stderr, "fastnext-proxy: %s\n", why);
+    fflush(NULL);
+    _exit(1);
+}
+
 int main(int argc, char **argv)
 {
     bool check = false;
@@ -267,24 +276,21 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    /* threads only once every worker can be posted to: the first to run
-     * accepts at once and may hand a client to any other */
-    for (int i = 0; i < sh->n_workers; i++) {
-        if (px_worker_run(&sh->workers[i]) != 0) {
-            fprintf(stderr, "fastnext-proxy: could not start worker %d\n", i);
-            return 1;
-        }
-    }
-    if (px_health_start(sh) != 0) {
-        fprintf(stderr, "fastnext-proxy: could not start the health checker\n");
-        return 1;
-    }
+    /* the admin port first: when it cannot listen, no other thread runs yet
+     * and the process ends cleanly */
     int arc = px_admin_start(sh);
     if (arc != 0) {
         fprintf(stderr, "fastnext-proxy: cannot start the admin port on %s:%u: %s\n",
                 cfg->admin_listen.host, cfg->admin_listen.port, uv_strerror(arc));
         return 1;
     }
+    if (px_health_start(sh) != 0)
+        start_failed("could not start the health checker");
+    /* threads only once every worker can be posted to: the first to run
+     * accepts at once and may hand a client to any other */
+    for (int i = 0; i < sh->n_workers; i++)
+        if (px_worker_run(&sh->workers[i]) != 0)
+            start_failed("could not start a worker thread");
     if (cfg->cache_enabled && cfg->cache_warm_file)
         px_cache_warm_file(cfg->cache_warm_file);
     px_log_info(NULL, "fastnext-proxy %s listening on %s:%u, %d workers, %s pooling, server %s:%u",

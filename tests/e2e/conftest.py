@@ -18,6 +18,7 @@ sense through the proxy skip in that mode.
 import ctypes
 import faulthandler
 import os
+import random
 import re
 import shlex
 import shutil
@@ -161,6 +162,17 @@ def unique(prefix="e2e"):
 
 
 def free_port():
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range (32768
+    and up by default), so an outgoing connection cannot take it between
+    this check and the proxy's own bind."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -466,6 +478,9 @@ def proxy(stack, tmp_path, request):
                     % (proc.returncode, tail(stderr_path))
                 )
             try:
+                # the admin port answers once the start got past it
+                if cfg.get("ADMIN_LISTEN") == "127.0.0.1:%d" % admin_port:
+                    socket.create_connection(("127.0.0.1", admin_port), timeout=0.5).close()
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:

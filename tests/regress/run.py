@@ -34,6 +34,7 @@ set-up failure.
 import argparse
 import difflib
 import os
+import random
 import re
 import signal
 import socket
@@ -219,6 +220,17 @@ def rollback_prepared():
 
 
 def free_port():
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range (32768
+    and up by default), so an outgoing connection cannot take it between
+    this check and the proxy's own bind."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -232,6 +244,16 @@ class Proxy:
         with open(self.auth_path, "w") as f:
             for u, p in AUTH_USERS.items():
                 f.write('"%s" "%s"\n' % (u, p))
+        # a port taken between the check and the proxy's bind: new ports, again
+        for attempt in range(3):
+            try:
+                self._start(binary, workdir, overrides)
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+    def _start(self, binary, workdir, overrides):
         self.port, self.admin_port = free_port(), free_port()
         cfg = dict(BASE_PROXY_ENV)
         cfg.update(
@@ -259,8 +281,11 @@ class Proxy:
         deadline = time.monotonic() + 15
         while True:
             if self.proc.poll() is not None:
+                self.errf.close()
                 raise RuntimeError("proxy exited with %s at start; see %s" % (self.proc.returncode, self.stderr_path))
             try:
+                # both: the admin port answers once the start got past it
+                socket.create_connection(("127.0.0.1", self.admin_port), timeout=0.5).close()
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 break
             except OSError:
