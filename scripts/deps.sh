@@ -26,6 +26,8 @@ PACKAGES=(
     libpostgresql-jdbc-java openjdk-17-jdk-headless
     # Go pgx v4, Perl DBD::Pg, PHP PDO/pg_*, Ruby pg for the other driver tests
     golang-go golang-github-jackc-pgx-v4-dev libdbd-pg-perl php-cli php-pgsql ruby-pg
+    # pg8000, Go lib/pq, psqlODBC via pyodbc, C++ libpqxx for more driver tests
+    python3-pg8000 golang-github-lib-pq-dev odbc-postgresql unixodbc python3-pyodbc libpqxx-dev
     # tools the scripts use
     util-linux procps coreutils iproute2
     # promtool (metrics format check), gnuplot (bench plot), YAML for the deploy checks
