@@ -1213,6 +1213,30 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
  * would fall back to its own default: the statement that puts the client's
  * startup values back, sent right behind the client's. Returns a heap
  * string or NULL when nothing needs restoring. */
+/* Exactly DISCARD ALL (any case and spacing, an optional ';'): PostgreSQL
+ * refuses it inside a transaction block, so then nothing is dropped. */
+static bool is_discard_all(px_span_t sql)
+{
+    static const char want[] = "discardall";
+    size_t k = 0;
+    bool semi = false;
+    for (size_t i = 0; i < sql.n; i++) {
+        unsigned char ch = sql.p[i];
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')
+            continue;
+        if (semi)
+            return false;
+        if (ch == ';' && k == sizeof(want) - 1) {
+            semi = true;
+            continue;
+        }
+        if (k >= sizeof(want) - 1 || (ch | 0x20) != (unsigned char)want[k])
+            return false;
+        k++;
+    }
+    return k == sizeof(want) - 1;
+}
+
 static char *restore_sql(px_client_t *c, const px_set_stmt_t *set)
 {
     if (!set || (set->kind != PX_SET_RESET && set->kind != PX_SET_RESET_ALL))
@@ -1445,7 +1469,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             if (why)
                 pin(c, why);
             if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
-                !(is_dealloc(c, sql, &all, name, sizeof(name)) && !all)) {
+                !(is_dealloc(c, sql, &all, name, sizeof(name)) && !all) &&
+                !(c->tx_status == 'T' && is_discard_all(sql))) {
                 /* DISCARD ALL / DEALLOCATE ALL on the server: from now on the
                  * proxy does not know which statements the connection has
                  * (every Parse it sends is preceded by a Close) */

@@ -908,10 +908,7 @@ def test_deallocate_all_command_tag_matches_postgres(proxy):
 
 @pytest.mark.parametrize("how", [
     "query_in_failed_tx", "extended_in_failed_tx",
-    pytest.param("discard_all_in_tx_block", marks=pytest.mark.xfail(
-        reason="known gap: the proxy forgets the client's statements when it forwards DISCARD "
-               "ALL, even when PostgreSQL then refuses it inside a transaction block",
-        strict=False))])
+    "discard_all_in_tx_block"])
 def test_failed_deallocate_or_discard_keeps_the_statements(proxy, how):
     """A DEALLOCATE or DISCARD ALL that PostgreSQL refuses (aborted
     transaction, transaction block) deallocates nothing."""
