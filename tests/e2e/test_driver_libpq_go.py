@@ -153,7 +153,8 @@ def test_pq_transactions_error_mid_transaction_rollback_savepoint_and_23505(
     assert out["dup_autocommit"] == "23505" and out["dup_simple"] == "23505"
     assert out["dup_constraint"] is True and out["dup_table"] is True
     assert out["dup_in_tx"] == "23505"
-    assert out["commit_after_error"] == "go:pq: Could not complete operation in a failed transaction"
+    assert out["commit_after_error"] == (
+        "go:pq: Could not complete operation in a failed transaction")
     assert out["dup_in_savepoint"] == "23505"
     assert out["rows"] == [["0", "tx0"], ["2", "tx2"], ["4", "tx4"], ["102", "after rollback"],
                            ["200", "outer"], ["201", "after savepoint"]]
