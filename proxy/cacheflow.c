@@ -1010,6 +1010,10 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
             goto out;
         }
         px_stmt_map_confirm(&c->stmts, sk);
+    } else if (u.has_parse && !px_client_remember_unnamed(c, u.pi.rest, u.pi.rest_len, false)) {
+        px_cache_entry_put(e);
+        res = PX_CACHEFLOW_BYPASS;
+        goto out;
     }
     if (!serve_hit(c, e, to_client, u.has_parse, u.pi.text, u.pi.text_len, t0)) {
         res = PX_CACHEFLOW_FAILED;

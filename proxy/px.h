@@ -336,6 +336,8 @@ struct px_client {
     bool retried;                  /* the unit being routed is a retry (no second one) */
     int8_t avoid_replica;          /* replica index the next pick skips (a failed retry), -1 */
     bool rw_inherited;             /* took its database's write fence at its first pick */
+    bool unnamed_here;             /* its unnamed statement is the server connection's */
+    struct px_stmt *unnamed;       /* its unnamed statement (transaction mode), owned */
     char peer[53];                 /* "ip:port" for logs (an IPv6 address and port fit) */
 };
 
@@ -653,6 +655,10 @@ void px_server_resume(px_server_t *s);
 bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql,
                       px_req_kind_t kind) PX_MUSTCHECK_INT;
 /** Prepare a client's statement under its server-side name; the reply is swallowed. */
+/** Parse of the unnamed statement (@p rest: the body after the name), its ParseComplete
+ * swallowed. */
+bool px_server_inject_parse_unnamed(px_server_t *s, px_sender_t *snd, const uint8_t *rest,
+                                    size_t rest_len);
 bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
                             const uint8_t *rest, size_t rest_len) PX_MUSTCHECK_INT;
 /** Close a server-side statement (evicted); the reply is swallowed. */
@@ -691,6 +697,10 @@ void px_pool_offer_idle(px_pool_t *pool);
 void px_pool_request_welcome(px_pool_t *pool, px_client_t *c);
 /** The pool has its welcome parameters: greet every client waiting for them. */
 void px_pool_welcome_waiters(px_pool_t *pool);
+
+/** The client's unnamed statement is now this Parse body (after the name); @p here: it is
+ * prepared on its current server connection. False when out of memory. */
+bool px_client_remember_unnamed(px_client_t *c, const uint8_t *rest, size_t rest_len, bool here);
 
 /* route.c */
 /** The pool for the transaction the client is starting (its primary pool or a replica's). */

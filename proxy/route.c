@@ -114,8 +114,12 @@ static text_verdict_t classify_unit(px_client_t *c, const px_config_t *cfg, bool
             px_span_t portal, stmt;
             if (!px_codec_parse_bind_names(body, &portal, &stmt))
                 return TEXT_PRIMARY;
-            if (stmt.n > 0) {
-                const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
+            if (stmt.n > 0 || (!any && c->unnamed)) {
+                /* a named statement, or the unnamed one parsed in an earlier
+                 * unit (lib/pq), which the session parses again where it runs */
+                const px_stmt_t *st = stmt.n > 0
+                                          ? px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n)
+                                          : c->unnamed;
                 bool rot = false;
                 const uint8_t *q = st ? st->rest : NULL;
                 const uint8_t *z = q ? memchr(q, 0, st->rest_len) : NULL;

@@ -501,6 +501,23 @@ bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
     return px_fifo_push(&s->fifo, PX_REQ_SKIP_PARSE, &key);
 }
 
+bool px_server_inject_parse_unnamed(px_server_t *s, px_sender_t *snd, const uint8_t *rest,
+                                    size_t rest_len)
+{
+    size_t total = PX_MSG_HDR_LEN + 1 + rest_len;
+    uint8_t *p = px_sender_alloc(snd, total);
+    if (!p)
+        return false;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, 'P');
+    px_wbuf_put_byte(&wb, 0);
+    px_wbuf_put_bytes(&wb, rest, rest_len);
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(snd, p, wb.len))
+        return false;
+    return px_fifo_push(&s->fifo, PX_REQ_SKIP_PARSE, NULL);
+}
+
 bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key)
 {
     char name[PX_STMT_NAME_LEN];

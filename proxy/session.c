@@ -166,6 +166,7 @@ static void client_free_cb(uv_handle_t *h)
     px_params_free(&c->params);
     px_tls_free(c->io.tls);
     px_stmt_map_clear(&c->stmts);
+    free(c->unnamed);
     free(c->synth_error);
     free(c->user);
     free(c->database);
@@ -801,6 +802,7 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_worker_t *w = c->io.w;
     c->server = s;
     s->client = c;
+    c->unnamed_here = false; /* another client's, or none */
     px_client_set_state(c, PX_CLIENT_ACTIVE);
     uint64_t waited = px_now(w) - c->wait_start;
     px_metrics_observe_pool_wait(w->index, (double)waited / 1000.0);
@@ -854,6 +856,30 @@ typedef enum msg_result {
 /* Make sure server connection @p s has client statement @p st prepared
  * under its content name, injecting a Parse (and a Close for an evicted
  * statement) ahead of what follows. */
+/*
+ * The unnamed statement under transaction pooling: drivers such as lib/pq
+ * parse it in one unit (Parse, Describe, Sync) and bind it in the next, which
+ * may run on another server connection, where the unnamed statement is
+ * another client's or none. The proxy keeps each client's unnamed statement;
+ * a Bind or Describe of it on a connection where the client did not parse it
+ * uses the statement prepared under its content name, as for named ones.
+ */
+static void forget_unnamed(px_client_t *c)
+{
+    free(c->unnamed);
+    c->unnamed = NULL;
+    c->unnamed_here = false;
+}
+
+bool px_client_remember_unnamed(px_client_t *c, const uint8_t *rest, size_t rest_len, bool here)
+{
+    forget_unnamed(c);
+    px_stmt_key_t none = {0, 0}; /* re-parsed as the unnamed statement, never by content */
+    c->unnamed = px_stmt_new("", 0, rest, rest_len, none);
+    c->unnamed_here = here;
+    return c->unnamed != NULL;
+}
+
 static msg_result_t ensure_stmt(px_server_t *s, const px_stmt_t *st, px_sender_t *to_server)
 {
     if (!s->stmts && !(s->stmts = px_stmt_set_new()))
@@ -920,6 +946,27 @@ static msg_result_t batch_error(px_client_t *c, px_server_t *s, px_sender_t *to_
         memcpy(c->synth_error, err, len);
     c->skip_till_sync = true;
     return synth(s, PX_REQ_SYNTH_ERROR, to_client);
+}
+
+/* A Bind or Describe of an unnamed statement the client does not have. */
+static msg_result_t no_unnamed(px_client_t *c, px_server_t *s, px_sender_t *to_client)
+{
+    static const char e[] = "26000\0unnamed prepared statement does not exist\0exec_bind_message";
+    return batch_error(c, s, to_client, e, sizeof(e));
+}
+
+/* A Bind or Describe of the unnamed statement on a connection where the
+ * client did not parse it (another server connection, or a cached answer):
+ * parse it here first, as the client last did, and forward the message. */
+static msg_result_t unnamed_here(px_client_t *c, px_server_t *s, px_sender_t *to_server,
+                                 px_sender_t *to_client)
+{
+    if (!c->unnamed)
+        return no_unnamed(c, s, to_client);
+    if (!px_server_inject_parse_unnamed(s, to_server, c->unnamed->rest, c->unnamed->rest_len))
+        return MSG_BROKEN;
+    c->unnamed_here = true;
+    return MSG_FORWARD;
 }
 
 /* A client's Describe of its statement (@p key, named by @p name_hash) is
@@ -1445,6 +1492,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return MSG_FAILED;
         }
         PX_STAT_INC(w, queries);
+        forget_unnamed(c); /* a simple Query destroys the unnamed statement */
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
         px_set_stmt_t set_st;
         const px_set_stmt_t *set =
@@ -1495,6 +1543,10 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
         if (!txn_mode || stmt.n == 0) {
+            /* the client's unnamed statement from now on, here */
+            if (stmt.n == 0 && !px_client_remember_unnamed(
+                                   c, stmt.p + 1, (size_t)(body.p + body.n - stmt.p - 1), true))
+                return MSG_BROKEN;
             bool look = txn_mode && px_sqlscan_may_matter_remembered((const char *)sql.p, sql.n);
             if (txn_mode && !c->pinned) {
                 const char *why = session_state(c, set, sql.p, sql.n, look);
@@ -1592,6 +1644,11 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         PX_STAT_INC(w, queries);
         s->bound_valid = false;
         px_span_t portal, stmt;
+        if (!c->unnamed_here && px_codec_parse_bind_names(body, &portal, &stmt) && stmt.n == 0) {
+            msg_result_t r = unnamed_here(c, s, to_server, to_client);
+            if (r != MSG_FORWARD)
+                return r;
+        }
         if (txn_mode && body.n == hdr->body_len &&
             px_codec_parse_bind_names(body, &portal, &stmt) && stmt.n > 0) {
             const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
@@ -1637,6 +1694,13 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (target && hdr->type == 'D' && kind == 'P' && s->bound_valid &&
             s->bound_portal == px_stmt_name_hash((const char *)name.p, name.n))
             return describe_pushed(s, &s->bound_key, s->bound_name);
+        if (target && kind == 'S' && name.n == 0 && hdr->type == 'C')
+            forget_unnamed(c);
+        if (target && kind == 'S' && name.n == 0 && hdr->type == 'D' && !c->unnamed_here) {
+            msg_result_t r = unnamed_here(c, s, to_server, to_client);
+            if (r != MSG_FORWARD)
+                return r;
+        }
         if (target && kind == 'S' && name.n > 0) {
             const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)name.p, name.n);
             if (hdr->type == 'C') {

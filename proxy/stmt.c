@@ -43,6 +43,27 @@ uint32_t px_stmt_name_hash(const char *name, size_t len)
     return (uint32_t)XXH3_64bits(name, len);
 }
 
+px_stmt_t *px_stmt_new(const char *name, size_t name_len, const void *rest, size_t rest_len,
+                       px_stmt_key_t key)
+{
+    if (name_len > UINT16_MAX || rest_len > UINT32_MAX)
+        return NULL;
+    px_stmt_t *e = malloc(sizeof(*e) + rest_len + name_len + 1);
+    if (!e)
+        return NULL;
+    e->next = NULL;
+    e->key = key;
+    e->confirmed = false;
+    e->shape = 0;
+    e->rest_len = (uint32_t)rest_len;
+    e->name_len = (uint16_t)name_len;
+    memcpy(e->rest, rest, rest_len);
+    e->name = (char *)e->rest + rest_len;
+    memcpy(e->name, name, name_len);
+    e->name[name_len] = 0;
+    return e;
+}
+
 bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const void *rest,
                      size_t rest_len, px_stmt_key_t key)
 {
@@ -74,18 +95,9 @@ bool px_stmt_map_put(px_stmt_map_t *m, const char *name, size_t name_len, const 
             m->n_buckets = nb;
         }
     }
-    px_stmt_t *e = malloc(sizeof(*e) + rest_len + name_len + 1);
+    px_stmt_t *e = px_stmt_new(name, name_len, rest, rest_len, key);
     if (!e)
         return false;
-    e->key = key;
-    e->confirmed = false;
-    e->shape = 0;
-    e->rest_len = (uint32_t)rest_len;
-    e->name_len = (uint16_t)name_len;
-    memcpy(e->rest, rest, rest_len);
-    e->name = (char *)e->rest + rest_len;
-    memcpy(e->name, name, name_len);
-    e->name[name_len] = 0;
     if (replacing)
         px_stmt_map_del(m, name, name_len);
     uint32_t b = px_stmt_name_hash(name, name_len) & (m->n_buckets - 1);

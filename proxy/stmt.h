@@ -50,6 +50,11 @@ typedef struct px_stmt {
     uint8_t rest[]; /* the Parse body after the name */
 } px_stmt_t;
 
+/** One statement on its own (free() it), e.g. a client's unnamed statement; NULL when out
+ * of memory or too long. */
+px_stmt_t *px_stmt_new(const char *name, size_t name_len, const void *rest, size_t rest_len,
+                       px_stmt_key_t key);
+
 typedef struct px_stmt_map {
     px_stmt_t **buckets; /* NULL until the first statement */
     uint32_t n_buckets;

@@ -58,18 +58,6 @@ def pq_client(tmp_path_factory):
     return binary
 
 
-UNNAMED_BUG = (
-    "the unnamed statement is not carried from a client's Parse/Describe/Sync to its "
-    "Bind/Execute/Sync: in autocommit the Bind goes to whichever server connection is free, "
-    "and runs another client's unnamed statement there (a wrong answer, silently) or "
-    "fails with 26000 'unnamed prepared statement does not exist'")
-
-
-def proxy_bug(reason):
-    """A known proxy bug: strict xfail through the proxy, must pass directly."""
-    return pytest.mark.xfail(not DIRECT, strict=True, reason="proxy bug: " + reason)
-
-
 def direct():
     return Endpoint(PG_HOST, PG_PORT)
 
@@ -195,7 +183,6 @@ def test_pq_session_statement_timeout_follows_the_client_across_transactions(
                    "timeout_in_tx": "57014", "after": 5, "other_conn": "0"}
 
 
-@proxy_bug(UNNAMED_BUG)
 def test_pq_12_goroutines_one_shot_queries_with_arguments_get_their_own_answers(
         proxy, pq_client):
     """Each goroutine's `SELECT $1::int + <w>000, $2 || '-w<w>'` must answer with its
@@ -204,7 +191,6 @@ def test_pq_12_goroutines_one_shot_queries_with_arguments_get_their_own_answers(
     assert out["errors"] == {}
 
 
-@proxy_bug(UNNAMED_BUG)
 @pytest.mark.timeout_s(60)
 def test_pq_16_goroutines_mixed_transactions_see_their_own_writes(
         proxy, make_table, pq_client):

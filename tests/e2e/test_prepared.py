@@ -622,6 +622,33 @@ def test_statements_past_the_limit_get_54000_and_the_connection_goes_on(proxy):
         r.close()
 
 
+def test_unnamed_statement_bound_in_a_later_unit_runs_the_clients_own_text(proxy):
+    """lib/pq parses the unnamed statement in one unit (Parse, Describe,
+    Sync) and binds it in the next; under transaction pooling that unit may
+    run on a connection whose unnamed statement is another client's."""
+    px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"})
+    a, b = raw_login(px), raw_login(px)
+    try:
+        assert exchange(a, pgwire.parse("", "SELECT 'a'::text AS who"),
+                        pgwire.describe("S", ""), pgwire.sync()) == ["1", "t", "T", ("Z", "I")]
+        # the only server connection now gets b's unnamed statement
+        assert exchange(b, pgwire.parse("", "SELECT 'b'::text AS who"), pgwire.sync()) == [
+            "1", ("Z", "I")]
+        assert exchange(a, run(""), pgwire.sync()) == ["2", ("D", "a"), ("C", "SELECT 1"),
+                                                       ("Z", "I")]
+        assert exchange(b, run(""), pgwire.sync()) == ["2", ("D", "b"), ("C", "SELECT 1"),
+                                                       ("Z", "I")]
+        assert exchange(a, pgwire.describe("S", ""), run(""), pgwire.sync()) == [
+            "t", "T", "2", ("D", "a"), ("C", "SELECT 1"), ("Z", "I")]
+        # a simple Query destroys the unnamed statement, as in PostgreSQL
+        assert exchange(a, pgwire.query("SELECT 1")) == ["T", ("D", "1"), ("C", "SELECT 1"),
+                                                          ("Z", "I")]
+        assert exchange(a, run(""), pgwire.sync()) == [("E", "26000"), ("Z", "I")]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_result_type_change_gives_postgres_error_then_next_query_works(proxy, make_table, pgsuper):
     px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0"})
     t = make_table("a int")

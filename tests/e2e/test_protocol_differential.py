@@ -250,9 +250,6 @@ def test_statement_that_deallocates_itself(proxy):
                   (0, [B("s1"), E(), S])])
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: the unnamed prepared statement stays on the "
-                   "server connection, so another client's Describe or Bind of the unnamed "
-                   "statement (without its own Parse) finds it instead of getting 26000")
 def test_unnamed_statement_of_another_client_is_not_visible(proxy):
     repro(proxy, [
         (0, [P("", "SELECT 10 / $1::int AS q"), B("", ["5"]), E(), S]),
