@@ -1118,8 +1118,35 @@ struct px_client_sets {
         px_set_kind_t kind;
         char name[64];
         char *value; /* PX_PARAM_SQL + the value list as written */
+        int wait;    /* ReadyForQuery messages due before its unit's own (pipelining) */
     } item[PX_SETS_MAX];
 };
+
+/* ReadyForQuery messages the client will see from its server connection
+ * before that of the unit being sent now. */
+static int readies_ahead(const px_client_t *c)
+{
+    const px_server_t *s = c->server;
+    int n = 0;
+    for (uint32_t i = 0; s && i < s->fifo.count; i++) {
+        uint8_t k = px_fifo_at((px_fifo_t *)&s->fifo, i)->kind;
+        n += k == PX_REQ_QUERY || k == PX_REQ_FUNC || k == PX_REQ_SYNC;
+    }
+    return n;
+}
+
+/* Forget the noted statements of the unit that just ended or failed (and of
+ * its transaction's earlier units): wait == 0, a prefix of the list. */
+static int sets_drop_current(struct px_client_sets *ps)
+{
+    int k = 0;
+    while (k < ps->n && ps->item[k].wait == 0)
+        free(ps->item[k++].value);
+    memmove(&ps->item[0], &ps->item[k], sizeof(ps->item[0]) * (size_t)(ps->n - k));
+    ps->n -= k;
+    ps->confirmed = ps->confirmed > k ? ps->confirmed - k : 0;
+    return k;
+}
 
 static void sets_clear(px_client_t *c)
 {
@@ -1143,6 +1170,7 @@ static bool sets_note(px_client_t *c, const px_set_stmt_t *st)
     ps->item[ps->n].kind = st->kind;
     strcpy(ps->item[ps->n].name, st->name);
     ps->item[ps->n].value = NULL;
+    ps->item[ps->n].wait = readies_ahead(c);
     if (st->kind == PX_SET_VALUE) {
         char *v = malloc(st->value_len + 2);
         if (!v)
@@ -1188,29 +1216,39 @@ void px_client_sets_on_command(px_client_t *c, px_span_t body)
         if (ps->confirmed < ps->n)
             ps->confirmed++;
     } else if (tag.n == 8 && memcmp(tag.p, "ROLLBACK", 8) == 0) {
-        sets_clear(c); /* the transaction's SETs are undone */
+        sets_drop_current(ps); /* the transaction's SETs are undone */
     }
 }
 
 void px_client_sets_on_error(px_client_t *c)
 {
-    /* the statement failed, or its transaction will roll back */
-    sets_clear(c);
+    /* the statement failed, or its transaction will roll back; units
+     * pipelined behind it keep theirs */
+    if (c->sets)
+        sets_drop_current(c->sets);
 }
 
 void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
 {
     struct px_client_sets *ps = c->sets;
-    if (!ps || status == 'T')
+    if (!ps)
         return;
-    if (status == 'E') {
-        sets_clear(c);
+    /* statements of units pipelined behind this one wait for their own */
+    int done = 0;
+    while (done < ps->n && ps->item[done].wait == 0)
+        done++;
+    if (status == 'T' || status == 'E') {
+        if (status == 'E')
+            sets_drop_current(ps);
+        for (int i = 0; i < ps->n; i++)
+            if (ps->item[i].wait > 0)
+                ps->item[i].wait--;
         return;
     }
     /* a SET is kept under PX_PARAM_SQL + name, beside the startup value of
      * the same name (which a RESET brings back) */
     bool ok = true;
-    for (int i = 0; i < ps->confirmed && ok && !c->pinned; i++) {
+    for (int i = 0; i < ps->confirmed && i < done && ok && !c->pinned; i++) {
         char key[66];
         key[0] = PX_PARAM_SQL;
         snprintf(key + 1, sizeof(key) - 1, "%s", ps->item[i].name);
@@ -1247,7 +1285,11 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
             break;
         }
     }
-    sets_clear(c);
+    sets_drop_current(ps);
+    for (int i = 0; i < ps->n; i++)
+        ps->item[i].wait--;
+    if (ps->n == 0)
+        sets_clear(c);
     if (c->pinned)
         return;
     /* the server ran them (and the startup values a RESET undid were put

@@ -151,9 +151,6 @@ E = lambda portal="", n=0: ("E", portal, n)  # noqa: E731
 S = ("S",)
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: a SET sent in the same write as an earlier "
-                   "complete unit is not recorded, so it stays on the server connection and "
-                   "the next client inherits it")
 def test_set_pipelined_behind_another_query_does_not_leak_to_the_next_client(proxy):
     # client 0 pipelines SELECT 1 + SET search_path; client 1 then gets the
     # one server connection and must still see the default search_path
@@ -163,8 +160,6 @@ def test_set_pipelined_behind_another_query_does_not_leak_to_the_next_client(pro
     ], env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "CACHE_ENABLED": "false"})
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: a SET in an extended-query unit pipelined "
-                   "behind a Sync is not recorded and leaks to the next client")
 def test_extended_set_pipelined_behind_a_sync_does_not_leak_to_the_next_client(proxy):
     repro(proxy, [
         (0, [P("", "SELECT 1"), B(""), E(), S,
