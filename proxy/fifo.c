@@ -30,10 +30,20 @@ bool px_fifo_push(px_fifo_t *f, px_req_kind_t kind, const px_stmt_key_t *key)
     px_req_t *r = &f->items[(f->head + f->count) & (f->cap - 1)];
     r->kind = (uint8_t)kind;
     r->has_key = key != NULL;
+    r->after_exec = false;
     if (key)
         r->key = *key;
     f->count++;
     return true;
+}
+
+void px_fifo_remove_at(px_fifo_t *f, uint32_t i)
+{
+    if (i == 0 || i >= f->count)
+        return;
+    for (uint32_t k = i; k + 1 < f->count; k++)
+        *px_fifo_at(f, k) = *px_fifo_at(f, k + 1);
+    f->count--;
 }
 
 void px_fifo_free(px_fifo_t *f)

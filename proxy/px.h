@@ -196,6 +196,7 @@ typedef enum px_req_kind {
 typedef struct px_req {
     uint8_t kind;       /* px_req_kind_t */
     bool has_key;       /* key names a server-side statement this request creates */
+    bool after_exec;    /* PX_REQ_SYNC sent behind an Execute before any CopyDone/CopyFail */
     uint32_t name_hash; /* PX_REQ_DESCRIBE with a key: px_stmt_name_hash of the client's name */
     px_stmt_key_t key;
 } px_req_t;
@@ -233,6 +234,8 @@ static inline void px_fifo_pop(px_fifo_t *f)
     f->head = (f->head + 1) & (f->cap - 1);
     f->count--;
 }
+/** Remove the request @p i places from the head (0 < i < count). */
+void px_fifo_remove_at(px_fifo_t *f, uint32_t i);
 /** Append; false when out of memory or at PX_FIFO_MAX. */
 bool px_fifo_push(px_fifo_t *f, px_req_kind_t kind, const px_stmt_key_t *key) PX_MUSTCHECK_INT;
 void px_fifo_free(px_fifo_t *f);
@@ -330,6 +333,7 @@ struct px_client {
     bool unit_done;                /* a replica-routed unit has been sent in full */
     bool unsynced;                 /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;               /* the server asked for COPY data */
+    bool exec_open;                /* an Execute sent since the last CopyDone/CopyFail */
     uint8_t tx_status;             /* last ReadyForQuery status seen: I, T or E */
     bool cache_off;                /* changed session state the cache key does not hold */
     bool cache_seen;               /* the unit at the read position was looked up already */

@@ -872,6 +872,20 @@ void px_server_process(px_server_t *s)
         case 'W':
             if (c && forward)
                 c->in_copy_in = true;
+            if (c && req && req->kind == PX_REQ_EXECUTE) {
+                /* COPY FROM STDIN through the extended protocol: the server
+                 * ignores Syncs sent before the copy ends (pg8000 and libpq
+                 * pipeline one behind the Execute); the Sync after CopyDone
+                 * or CopyFail is the one it answers */
+                bool dropped = false;
+                while (s->fifo.count > 1 && px_fifo_at(&s->fifo, 1)->kind == PX_REQ_SYNC &&
+                       px_fifo_at(&s->fifo, 1)->after_exec) {
+                    px_fifo_remove_at(&s->fifo, 1);
+                    dropped = true;
+                }
+                if (dropped)
+                    c->unsynced = true;
+            }
             break;
         default:
             break;

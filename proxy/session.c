@@ -1767,11 +1767,17 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
     }
     case 'E':
         c->unsynced = true;
+        c->exec_open = true;
         return px_fifo_push(&s->fifo, PX_REQ_EXECUTE, NULL) ? MSG_FORWARD : MSG_BROKEN;
     case 'S':
         c->unsynced = false;
         s->ignore_till_sync = false;
-        return px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL) ? MSG_FORWARD : MSG_BROKEN;
+        if (!px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL))
+            return MSG_BROKEN;
+        /* if that Execute turns out to be a COPY FROM STDIN, the server
+         * ignores this Sync (see the CopyInResponse in server.c) */
+        px_fifo_at(&s->fifo, s->fifo.count - 1)->after_exec = c->exec_open;
+        return MSG_FORWARD;
     case 'F':
         PX_STAT_INC(w, queries);
         return px_fifo_push(&s->fifo, PX_REQ_FUNC, NULL) ? MSG_FORWARD : MSG_BROKEN;
@@ -1779,6 +1785,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         c->unsynced = true;
         return MSG_FORWARD;
     default: /* CopyData, CopyDone, CopyFail */
+        if (hdr->type != 'd')
+            c->exec_open = false;
         return MSG_FORWARD;
     }
 }
@@ -1927,6 +1935,13 @@ void px_client_process(px_client_t *c)
                 c->cache_seen = false; /* looked up again when woken */
                 break;
             }
+        }
+        if (!s && hdr.type == 'H') {
+            /* a Flush with nothing outstanding on any server (pg8000 sends
+             * one after its password): what the proxy answered goes out at
+             * the end of this pass; no server connection is taken for it */
+            in->rpos += whole;
+            continue;
         }
         if (!s && hdr.type == 'Q' && answer_locally(c, body, &to_client)) {
             in->rpos += whole;

@@ -686,7 +686,6 @@ def _split_bind_after_parse_unit(seq):
 # Known proxy bugs the committed seeds steer around (see the xfail tests):
 # each maps a sequence to one without the trigger.
 AVOID = {
-    "extended_copy_in": _no_extended_copy_in,
     "statement_hygiene": _statement_hygiene,
     "unnamed_statement": _unnamed_statement_in_its_unit,
     "bind_after_parse_unit": _split_bind_after_parse_unit,

@@ -510,11 +510,6 @@ def test_pg8000_copy_out_through_the_extended_protocol_and_a_failing_copy_out(
                    "autocommit_copy_out": "0\n1\n2\n"}
 
 
-@proxy_bug((
-    "a Sync sent behind Execute(COPY ... FROM STDIN) before CopyInResponse is "
-    "ignored by PostgreSQL in copy-in mode but stays in the proxy's request FIFO; the next "
-    "Close+Sync / Parse gets 'protocol out of sync: ReadyForQuery with an extended-query "
-    "request outstanding' and the client is closed with 08P01"))
 def test_pg8000_copy_in_through_the_extended_protocol_then_more_statements(
         proxy, make_table):
     out, want = both(proxy(env=PROXY_ENV), scenario_copy_in, make_table,
@@ -602,11 +597,6 @@ def test_pg8000_cached_select_star_after_alter_table_ends_like_postgres(proxy, m
         assert out == want, "through the proxy with %r" % env
 
 
-@proxy_bug((
-    "pg8000 sends Flush right after its md5 PasswordMessage; the proxy takes a "
-    "server connection for that lone Flush and keeps it until the client's next Sync, so "
-    "an idle, just-connected client pins a server connection (2 clients, DB_POOL_SIZE=1: "
-    "53300 pool timeout)"))
 def test_pg8000_an_idle_connection_holds_no_server_connection_after_login(proxy):
     px = proxy(env=dict(PROXY_ENV, DB_POOL_SIZE="1", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT="3"))
     a = connect(px, autocommit=True)

@@ -171,10 +171,6 @@ def test_extended_set_pipelined_behind_a_sync_does_not_leak_to_the_next_client(p
 COPY_IN = ("E", "", 0, ([b"41\tx\t1\n"], None))
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: after an extended-protocol COPY FROM STDIN "
-                   "sent as libpq does (Sync right after Execute, CopyDone + Sync after "
-                   "CopyInResponse) the proxy is out of step: a stray CloseComplete answers "
-                   "the next Parse")
 def test_extended_protocol_copy_from_stdin_leaves_the_connection_in_step(proxy):
     repro(proxy, [
         (0, [P("", "COPY {T} (id, v, n) FROM STDIN"), B(""), COPY_IN, S]),
@@ -183,8 +179,6 @@ def test_extended_protocol_copy_from_stdin_leaves_the_connection_in_step(proxy):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: after a failed extended-protocol COPY FROM "
-                   "STDIN the next unit gets 'protocol out of sync with the server' (FATAL)")
 def test_failed_extended_copy_from_stdin_keeps_the_session(proxy):
     repro(proxy, [
         (0, [P("s2", "COPY {T} (id, v, n) FROM STDIN"), B("s2"),
