@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <ctype.h>
+#include <strings.h>
 
 #include <openssl/rand.h>
 
@@ -1184,6 +1185,68 @@ static bool sets_note(px_client_t *c, const px_set_stmt_t *st)
     return true;
 }
 
+/* Whether @p p (@p n bytes, trimmed) is a SHOW statement: harmless. */
+static bool is_show(const char *p, size_t n)
+{
+    if (n < 5 || strncasecmp(p, "show", 4) != 0 || !isspace((unsigned char)p[4]))
+        return false;
+    for (size_t i = 5; i < n; i++)
+        if (!isalnum((unsigned char)p[i]) && p[i] != '_' && p[i] != '.' && p[i] != '"' &&
+            !isspace((unsigned char)p[i]))
+            return false;
+    return true;
+}
+
+/*
+ * A Query of several statements, each a SET the proxy can carry or a SHOW
+ * (what psqlODBC sends at connect: "SET DateStyle = 'ISO';SET
+ * extra_float_digits = 2;show transaction_isolation"): note every SET, as for
+ * one. False (nothing noted) when any statement is something else, a RESET,
+ * or the text has a quote the split cannot follow.
+ */
+static bool note_set_list(px_client_t *c, px_span_t sql)
+{
+    const char *t = (const char *)sql.p;
+    size_t n = sql.n, start = 0;
+    px_set_stmt_t sets[PX_SETS_MAX];
+    int nsets = 0;
+    char quote = 0;
+    if (!memchr(t, ';', n))
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = i < n ? t[i] : ';';
+        if (quote) {
+            if (ch == quote)
+                quote = 0;
+            continue;
+        }
+        if (ch == '\'' || ch == '"') {
+            quote = ch;
+            continue;
+        }
+        if (ch != ';')
+            continue;
+        size_t a = start, b = i;
+        start = i + 1;
+        while (a < b && isspace((unsigned char)t[a]))
+            a++;
+        while (b > a && isspace((unsigned char)t[b - 1]))
+            b--;
+        if (a == b || is_show(t + a, b - a))
+            continue;
+        if (nsets == PX_SETS_MAX || !px_sqlscan_parse_set(t + a, b - a, &sets[nsets]) ||
+            sets[nsets].kind != PX_SET_VALUE)
+            return false;
+        nsets++;
+    }
+    if (quote || nsets == 0)
+        return false;
+    for (int i = 0; i < nsets; i++)
+        if (!sets_note(c, &sets[i]))
+            return false; /* the caller pins: what was noted is never applied */
+    return true;
+}
+
 /* What in @p sql would leave session state on the server connection, or
  * NULL; a SET the proxy carries (@p set, when the text is one) is noted
  * instead. @p look is false when px_sqlscan_may_matter() ruled the text out. */
@@ -1555,7 +1618,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     px_stmt_map_del(&c->stmts, name, strlen(name));
                 return synth(s, all ? PX_REQ_SYNTH_DEALLOC_ALL : PX_REQ_SYNTH_DEALLOC, to_client);
             }
-            const char *why = c->pinned ? NULL : session_state(c, set, sql.p, sql.n, look);
+            const char *why = c->pinned || (!set && look && note_set_list(c, sql))
+                                  ? NULL
+                                  : session_state(c, set, sql.p, sql.n, look);
             if (why)
                 pin(c, why);
             if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&

@@ -460,11 +460,6 @@ def test_odbc_server_prepared_select_star_after_alter_table_ends_like_postgres(
         assert out == want, "through the proxy with %r" % env
 
 
-@proxy_bug(
-    "psqlODBC's connect-time Query \"SET DateStyle = 'ISO';SET extra_float_digits = 2;"
-    "show transaction_isolation\" pins the client to its server connection until it "
-    "disconnects ('pinned ...: SET'), so every ODBC client holds a server connection for life: "
-    "with DB_POOL_SIZE=1 a second client gets 53300 at connect")
 def test_odbc_two_connections_share_one_server_connection_between_transactions(
         proxy, driver):
     px = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "3"})

@@ -91,6 +91,27 @@ def test_a_session_set_follows_the_client_to_every_server_connection(proxy):
     assert pins(ep) == 0
 
 
+def test_several_sets_in_one_query_are_carried_without_pinning(proxy):
+    """psqlODBC sends "SET DateStyle = 'ISO';SET extra_float_digits = 2;show
+    transaction_isolation" at connect."""
+    ep = pool(proxy)
+    with Churn(ep), ep.connect(autocommit=True) as a:
+        a.execute("SET search_path TO e2e_multi, public;SET statement_timeout = '4343ms';"
+                  "show transaction_isolation")
+
+        def check():
+            assert norm(a.execute("SHOW search_path").fetchone()[0]) == "e2e_multi,public"
+            assert a.execute("SHOW statement_timeout").fetchone()[0] == "4343ms"
+
+        pids = backends_seen(a, 40, check)
+        # a text mixing SETs with anything else still pins
+        with ep.connect(autocommit=True) as b:
+            b.execute("SET statement_timeout = '5s'; SELECT 1")
+    if not ep.direct:
+        assert len(pids) > 1, "the client never moved: the test proves nothing"
+        assert pins(ep) == 1
+
+
 def test_sets_in_a_committed_transaction_are_carried_and_rolled_back_ones_are_not(proxy):
     ep = pool(proxy)
     with Churn(ep), ep.connect() as a:  # psycopg's default: transactions
