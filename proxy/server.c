@@ -673,6 +673,44 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
     return true;
 }
 
+/* An ErrorResponse for the client, with the names of server-side statements
+ * (fx_...) replaced by the client's own names for them, as PostgreSQL would
+ * have named them ("prepared statement \"q1\" requires 1 parameters"). */
+static bool forward_error(px_client_t *c, px_sender_t *to_client, const uint8_t *msg, uint32_t len)
+{
+    const uint8_t *hit = c ? memmem(msg, len, "fx_", 3) : NULL;
+    if (!hit || !c->stmts.count)
+        return px_sender_span(to_client, msg, len);
+    /* each 35-byte name becomes one of at most 64 bytes: under twice the size */
+    size_t cap = (size_t)len * 2 + 64;
+    uint8_t *out = malloc(cap);
+    if (!out)
+        return px_sender_span(to_client, msg, len);
+    size_t w = 0;
+    for (uint32_t i = 0; i < len;) {
+        px_stmt_key_t key;
+        const px_stmt_t *st;
+        if (i >= PX_MSG_HDR_LEN && i + 35 <= len && msg[i] == 'f' &&
+            px_stmt_name_parse((const char *)msg + i, len - i, &key) &&
+            (st = px_stmt_map_by_key(&c->stmts, key)) && st->name_len <= 64) {
+            memcpy(out + w, st->name, st->name_len);
+            w += st->name_len;
+            i += 35;
+            continue;
+        }
+        out[w++] = msg[i++];
+    }
+    uint32_t body = (uint32_t)(w - 1);
+    out[1] = (uint8_t)(body >> 24);
+    out[2] = (uint8_t)(body >> 16);
+    out[3] = (uint8_t)(body >> 8);
+    out[4] = (uint8_t)body;
+    uint8_t *p = px_sender_alloc(to_client, w);
+    bool ok = p && (memcpy(p, out, w), px_sender_span(to_client, p, w));
+    free(out);
+    return ok;
+}
+
 /* An error ended an extended-query request: the server now skips every
  * message up to the next Sync, so drop their entries (the statements they
  * would have created do not exist). */
@@ -858,7 +896,7 @@ void px_server_process(px_server_t *s)
             if (req && req_is_extended(kind)) {
                 /* forward or drop this message first, then skip to Sync */
                 uint32_t n = whole;
-                if (forward && !px_sender_span(&to_client, p, n))
+                if (forward && !forward_error(c, &to_client, p, n))
                     goto client_broken;
                 if (forward && px_cacheflow_filling(c))
                     px_cacheflow_capture(c, hdr.type, p, n);

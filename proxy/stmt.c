@@ -159,6 +159,36 @@ void px_stmt_map_confirm(px_stmt_map_t *m, px_stmt_key_t key)
                 e->confirmed = true;
 }
 
+const px_stmt_t *px_stmt_map_by_key(const px_stmt_map_t *m, px_stmt_key_t key)
+{
+    for (uint32_t i = 0; m->buckets && i < m->n_buckets; i++)
+        for (const px_stmt_t *e = m->buckets[i]; e; e = e->next)
+            if (px_stmt_key_eq(e->key, key))
+                return e;
+    return NULL;
+}
+
+bool px_stmt_name_parse(const char *p, size_t n, px_stmt_key_t *key)
+{
+    if (n < PX_STMT_NAME_LEN - 1 || p[0] != 'f' || p[1] != 'x' || p[2] != '_')
+        return false;
+    uint64_t v[2] = {0, 0};
+    for (int i = 0; i < 32; i++) {
+        char ch = p[3 + i];
+        unsigned d;
+        if (ch >= '0' && ch <= '9')
+            d = (unsigned)(ch - '0');
+        else if (ch >= 'a' && ch <= 'f')
+            d = (unsigned)(ch - 'a' + 10);
+        else
+            return false;
+        v[i / 16] = (v[i / 16] << 4) | d;
+    }
+    key->hi = v[0];
+    key->lo = v[1];
+    return true;
+}
+
 void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key)
 {
     for (uint32_t i = 0; m->buckets && i < m->n_buckets; i++) {

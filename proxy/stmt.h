@@ -73,6 +73,10 @@ void px_stmt_map_clear(px_stmt_map_t *m);
 void px_stmt_map_confirm(px_stmt_map_t *m, px_stmt_key_t key);
 /** The Parse of unconfirmed statements with @p key failed or was skipped: forget them. */
 void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key);
+/** The client's statement stored under server-side key @p key (a linear scan: for errors). */
+const px_stmt_t *px_stmt_map_by_key(const px_stmt_map_t *m, px_stmt_key_t key);
+/** Read a px_stmt_name() at @p p (at least its 35 characters); false when it is not one. */
+bool px_stmt_name_parse(const char *p, size_t n, px_stmt_key_t *key);
 /** Hash of a client's statement (or portal) name, as the map files it. */
 uint32_t px_stmt_name_hash(const char *name, size_t len);
 /** The client was told the result shape of its statement named by @p name_hash (still @p key). */

@@ -188,9 +188,6 @@ def test_failed_extended_copy_from_stdin_keeps_the_session(proxy):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: the error for a Bind with the wrong number "
-                   "of parameters names the proxy's server-side statement (fx_...) instead of "
-                   "the client's")
 def test_bind_with_wrong_parameter_count_names_the_clients_statement(proxy):
     repro(proxy, [(0, [P("q1", "SELECT $1::int8 AS big", [20]), B("q1", ["1", "9"]), E(), S])])
 
