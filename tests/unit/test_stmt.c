@@ -115,6 +115,26 @@ static void test_map_refuses_statements_past_its_bound(void)
     px_stmt_map_clear(&m);
 }
 
+static void test_statement_names_read_back_to_their_keys(void)
+{
+    px_stmt_key_t k = key_of("SELECT $1::int"), back;
+    char name[PX_STMT_NAME_LEN];
+    px_stmt_name(k, name);
+    CU_ASSERT_TRUE(px_stmt_name_parse(name, strlen(name), &back));
+    CU_ASSERT_TRUE(px_stmt_key_eq(k, back));
+    CU_ASSERT_FALSE(px_stmt_name_parse(name, 20, &back));     /* too short */
+    CU_ASSERT_FALSE(px_stmt_name_parse("fx_0123", 7, &back)); /* too short */
+    name[10] = 'G';
+    CU_ASSERT_FALSE(px_stmt_name_parse(name, strlen(name), &back)); /* not hex */
+    px_stmt_map_t m = {0};
+    CU_ASSERT_TRUE_FATAL(px_stmt_map_put(&m, "q1", 2, "SELECT 1", 9, k));
+    const px_stmt_t *st = px_stmt_map_by_key(&m, k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_STRING_EQUAL(st->name, "q1");
+    CU_ASSERT_PTR_NULL(px_stmt_map_by_key(&m, key_of("SELECT 2")));
+    px_stmt_map_clear(&m);
+}
+
 static void test_map_bound_is_configurable(void)
 {
     px_stmt_map_t m = {0};
@@ -317,6 +337,8 @@ int main(void)
         !CU_add_test(s, "test_map_refuses_statements_past_its_bound",
                      test_map_refuses_statements_past_its_bound) ||
         !CU_add_test(s, "test_map_bound_is_configurable", test_map_bound_is_configurable) ||
+        !CU_add_test(s, "test_statement_names_read_back_to_their_keys",
+                     test_statement_names_read_back_to_their_keys) ||
         !CU_add_test(s, "test_set_evicts_the_oldest_statement_when_full",
                      test_set_evicts_the_oldest_statement_when_full) ||
         !CU_add_test(s, "test_set_delete_and_clear_forget_statements",
