@@ -1694,7 +1694,24 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL) ? MSG_FORWARD : MSG_BROKEN;
         }
         /* a named statement: remember it, prepare it under its content name */
-        if (px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n)) {
+        const px_stmt_t *taken = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
+        if (taken && body.n == hdr->body_len) {
+            /* the name is taken: PostgreSQL itself answers, by parsing the new
+             * text under the existing statement's server-side name (which
+             * ensure_stmt makes sure is there): the text's own error first,
+             * else 42P05 (named back to the client's name on its way), and an
+             * open transaction aborted as it would be */
+            msg_result_t r = ensure_stmt(s, taken, to_server);
+            if (r != MSG_FORWARD)
+                return r;
+            const uint8_t *rest = stmt.p + stmt.n + 1;
+            r = rewrite(to_server, 'P', rest, 0, taken->key, rest,
+                        (size_t)(body.p + body.n - rest));
+            if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL))
+                return MSG_BROKEN;
+            return r;
+        }
+        if (taken) {
             /* as PostgreSQL: the name is taken; the rest of the batch is skipped */
             char emsg[200];
             int ml = snprintf(

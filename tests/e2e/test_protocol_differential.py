@@ -192,9 +192,6 @@ def test_bind_with_wrong_parameter_count_names_the_clients_statement(proxy):
     repro(proxy, [(0, [P("q1", "SELECT $1::int8 AS big", [20]), B("q1", ["1", "9"]), E(), S])])
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: a duplicate Parse inside a transaction is "
-                   "answered by the proxy with 42P05 but the transaction is not aborted "
-                   "(ReadyForQuery 'T' instead of 'E', later statements succeed)")
 def test_duplicate_parse_in_a_transaction_aborts_it(proxy):
     repro(proxy, [
         (0, [P("s1", "SELECT 1"), S]),
@@ -205,9 +202,6 @@ def test_duplicate_parse_in_a_transaction_aborts_it(proxy):
     ])
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: Parse of an existing name with invalid SQL "
-                   "gets 42P05 from the proxy where PostgreSQL reports the SQL's own error "
-                   "(42601, 42P01) first; in a failed transaction 42P05 instead of 25P02")
 def test_duplicate_parse_reports_the_sql_error_first(proxy):
     repro(proxy, [
         (0, [P("q1", "SELECT 1"), S]),
