@@ -679,7 +679,7 @@ bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client)
 static bool forward_error(px_client_t *c, px_sender_t *to_client, const uint8_t *msg, uint32_t len)
 {
     const uint8_t *hit = c ? memmem(msg, len, "fx_", 3) : NULL;
-    if (!hit || !c->stmts.count)
+    if (!hit || (!c->stmts.count && !c->stmts.dropped))
         return px_sender_span(to_client, msg, len);
     /* each 35-byte name becomes one of at most 64 bytes: under twice the size */
     size_t cap = (size_t)len * 2 + 64;

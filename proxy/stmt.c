@@ -148,6 +148,7 @@ void px_stmt_map_clear(px_stmt_map_t *m)
         }
         free(m->buckets);
     }
+    free(m->dropped);
     memset(m, 0, sizeof(*m));
 }
 
@@ -165,7 +166,7 @@ const px_stmt_t *px_stmt_map_by_key(const px_stmt_map_t *m, px_stmt_key_t key)
         for (const px_stmt_t *e = m->buckets[i]; e; e = e->next)
             if (px_stmt_key_eq(e->key, key))
                 return e;
-    return NULL;
+    return m->dropped && px_stmt_key_eq(m->dropped->key, key) ? m->dropped : NULL;
 }
 
 bool px_stmt_name_parse(const char *p, size_t n, px_stmt_key_t *key)
@@ -196,7 +197,9 @@ void px_stmt_map_drop_unconfirmed(px_stmt_map_t *m, px_stmt_key_t key)
             px_stmt_t *e = *pp;
             if (!e->confirmed && px_stmt_key_eq(e->key, key)) {
                 *pp = e->next;
-                free(e);
+                free(m->dropped);
+                m->dropped = e;
+                e->next = NULL;
                 m->count--;
             } else {
                 pp = &e->next;

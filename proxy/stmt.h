@@ -59,7 +59,8 @@ typedef struct px_stmt_map {
     px_stmt_t **buckets; /* NULL until the first statement */
     uint32_t n_buckets;
     uint32_t count;
-    uint32_t max; /* statements it may hold; 0: PX_STMT_MAP_MAX */
+    uint32_t max;       /* statements it may hold; 0: PX_STMT_MAP_MAX */
+    px_stmt_t *dropped; /* the last one a failed Parse removed: named in later errors */
 } px_stmt_map_t;
 
 /** Add or replace @p name; false when out of memory or over its max. */

@@ -238,8 +238,5 @@ def test_unnamed_statement_of_another_client_is_not_visible(proxy):
     ], env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "CACHE_ENABLED": "false"})
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: a Bind pipelined behind the Sync of a failed "
-                   "Parse (bad SQL, or an aborted transaction) gets 26000 naming the proxy's "
-                   "fx_ statement instead of the client's")
 def test_bind_pipelined_after_a_failed_parse_names_the_clients_statement(proxy):
     repro(proxy, [(0, [P("s1", "SELEC 1"), S, B("s1"), E(), S])])
