@@ -719,7 +719,10 @@ static void error_skip_to_sync(px_server_t *s)
     px_req_t *r;
     bool found_sync = false;
     while ((r = px_fifo_peek(&s->fifo))) {
-        if (!req_is_extended(r->kind)) {
+        /* a Query or FunctionCall pipelined before the Sync is discarded too
+         * (and a DEALLOCATE the proxy would answer is not answered) */
+        if (!req_is_extended(r->kind) && r->kind != PX_REQ_QUERY && r->kind != PX_REQ_FUNC &&
+            r->kind != PX_REQ_SYNTH_DEALLOC && r->kind != PX_REQ_SYNTH_DEALLOC_ALL) {
             found_sync = r->kind == PX_REQ_SYNC;
             break;
         }

@@ -1583,8 +1583,10 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return MSG_CONSUMED;
         c->skip_till_sync = false;
     }
-    if (s->ignore_till_sync && hdr->type != 'S' && hdr->type != 'Q' && hdr->type != 'F' &&
-        hdr->type != 'H' && hdr->type != 'd' && hdr->type != 'c' && hdr->type != 'f') {
+    /* after an error in an extended batch the server discards everything up
+     * to Sync, a Query or FunctionCall too */
+    if (s->ignore_till_sync && hdr->type != 'S' && hdr->type != 'H' && hdr->type != 'd' &&
+        hdr->type != 'c' && hdr->type != 'f') {
         c->unsynced = true;
         return MSG_CONSUMED;
     }
