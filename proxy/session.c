@@ -1072,6 +1072,45 @@ static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name,
            (*all || px_stmt_map_get(&c->stmts, name, strlen(name)) != NULL);
 }
 
+/* A DEALLOCATE of the client's own statements pipelined behind requests
+ * still outstanding: the transaction may have failed meanwhile, so the
+ * server answers it, under the server-side name (or ALL), in its own state. */
+static msg_result_t dealloc_pipelined(px_client_t *c, px_server_t *s, bool all, const char *name,
+                                      px_sender_t *to_server)
+{
+    char q[64];
+    int ql;
+    if (all) {
+        ql = snprintf(q, sizeof(q), "DEALLOCATE ALL");
+        px_stmt_map_clear(&c->stmts);
+        px_stmt_set_clear(s->stmts);
+    } else {
+        const px_stmt_t *st = px_stmt_map_get(&c->stmts, name, strlen(name));
+        if (!st)
+            return MSG_BROKEN; /* is_own_dealloc found it */
+        msg_result_t er = ensure_stmt(s, st, to_server);
+        if (er != MSG_FORWARD)
+            return er;
+        char sname[PX_STMT_NAME_LEN];
+        px_stmt_name(st->key, sname);
+        ql = snprintf(q, sizeof(q), "DEALLOCATE %s", sname);
+        px_stmt_set_del(s->stmts, st->key);
+        px_stmt_map_del(&c->stmts, name, strlen(name));
+    }
+    size_t total = PX_MSG_HDR_LEN + (size_t)ql + 1;
+    uint8_t *p = px_sender_alloc(to_server, total);
+    if (!p)
+        return MSG_BROKEN;
+    px_wbuf_t wb = px_wbuf_make(p, total);
+    px_wbuf_begin(&wb, 'Q');
+    px_wbuf_put_bytes(&wb, q, (size_t)ql + 1);
+    px_wbuf_end(&wb);
+    if (wb.failed || !px_sender_span(to_server, p, wb.len) ||
+        !px_fifo_push(&s->fifo, PX_REQ_QUERY, NULL))
+        return MSG_BROKEN;
+    return MSG_CONSUMED;
+}
+
 /* A whole query the proxy answers without a server connection: DEALLOCATE
  * of the client's own protocol-level statements (they live under other
  * names on shared connections). */
@@ -1614,6 +1653,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 !(all && c->pinned)) {
                 /* the client's protocol-level statements live under other
                  * names on shared connections: forget them here */
+                if (s->fifo.count > 0)
+                    return dealloc_pipelined(c, s, all, name, to_server);
                 if (all)
                     px_stmt_map_clear(&c->stmts);
                 else
@@ -1625,7 +1666,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                                   : session_state(c, set, sql.p, sql.n, look);
             if (why)
                 pin(c, why);
-            if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
+            if (look && c->tx_status != 'E' &&
+                px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
                 !(is_dealloc(c, sql, &all, name, sizeof(name)) && !all) &&
                 !(c->tx_status == 'T' && is_discard_all(sql))) {
                 /* DISCARD ALL / DEALLOCATE ALL on the server: from now on the
