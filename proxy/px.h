@@ -370,6 +370,7 @@ struct px_server {
     px_stmt_set_t *stmts;     /* server-side statements prepared on it (lazy) */
     bool ignore_till_sync;    /* after an extended-query error: it skips to Sync */
     bool shape_wait;          /* a Bind waits for the shape of a statement prepared here */
+    bool said_fatal;          /* forwarded a FATAL error: the client has its reason */
     bool bound_valid;         /* bound_key: the client statement the last Bind used */
     uint32_t bound_portal;    /* px_stmt_name_hash of that Bind's portal name */
     uint32_t bound_name;      /* px_stmt_name_hash of the client's statement name */

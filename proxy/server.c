@@ -122,8 +122,15 @@ void px_server_close(px_server_t *s, const char *why)
     if (c) {
         s->client = NULL;
         c->server = NULL;
-        if (!px_client_retry(c, s, why))
+        if (px_client_retry(c, s, why)) {
+            /* the unit goes elsewhere */
+        } else if (s->said_fatal) {
+            /* the server told the client why it ends (as PostgreSQL, which
+             * then closes): no second error after it */
+            px_client_close(c, PX_CLOSE_SERVER_LOST);
+        } else {
             px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "server connection lost: %s", why);
+        }
     }
     if (old == PX_SERVER_CONNECTING || old == PX_SERVER_LOGIN) {
         if (s->welcome_pending || s->pool->n_idle + s->pool->n_active == 0)
@@ -864,6 +871,15 @@ void px_server_process(px_server_t *s)
                 px_client_digest_done(c, s, &body);
             break;
         case 'E':
+            if (c && forward) {
+                px_error_fields_t ef;
+                if (px_codec_parse_error(body, &ef)) {
+                    px_span_t sev = ef.severity_nl.n ? ef.severity_nl : ef.severity;
+                    if (sev.n == 5 &&
+                        (memcmp(sev.p, "FATAL", 5) == 0 || memcmp(sev.p, "PANIC", 5) == 0))
+                        s->said_fatal = true;
+                }
+            }
             if (c && forward && c->retry && to_client.flushes == 0 &&
                 px_client_retry_error(c, body)) {
                 /* a replica refused or lost the read before any of its reply
