@@ -703,6 +703,8 @@ void px_pool_request_welcome(px_pool_t *pool, px_client_t *c);
 /** The pool has its welcome parameters: greet every client waiting for them. */
 void px_pool_welcome_waiters(px_pool_t *pool);
 
+/** Longest unnamed statement kept per client for Binds in later units (256 KiB). */
+#define PX_UNNAMED_KEEP_MAX (256u * 1024u)
 /** The client's unnamed statement is now this Parse body (after the name); @p here: it is
  * prepared on its current server connection. False when out of memory. */
 bool px_client_remember_unnamed(px_client_t *c, const uint8_t *rest, size_t rest_len, bool here);

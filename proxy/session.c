@@ -875,9 +875,11 @@ static void forget_unnamed(px_client_t *c)
 bool px_client_remember_unnamed(px_client_t *c, const uint8_t *rest, size_t rest_len, bool here)
 {
     forget_unnamed(c);
+    c->unnamed_here = here;
+    if (rest_len > PX_UNNAMED_KEEP_MAX)
+        return true; /* not kept: bound elsewhere it is refused (26000), never another's */
     px_stmt_key_t none = {0, 0}; /* re-parsed as the unnamed statement, never by content */
     c->unnamed = px_stmt_new("", 0, rest, rest_len, none);
-    c->unnamed_here = here;
     return c->unnamed != NULL;
 }
 
