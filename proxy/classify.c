@@ -2128,8 +2128,18 @@ static px_class_t node_class(walk_t *w, uint32_t node, unsigned depth, stmtinfo_
                : c == PX_CLASS_UNKNOWN ? PX_CLASS_UNKNOWN
                                        : PX_CLASS_WRITE;
     }
-    if (KEQ("VariableShowStmt"))
+    if (KEQ("VariableShowStmt")) {
+        /* settings a standby answers differently: whoever asks wants to know
+         * whether the connection can write (libpq's target_session_attrs,
+         * pgjdbc's targetServerType), and through the proxy it can */
+        char name[64];
+        int n = jstr(w, JGET(w, body, "name"), name, sizeof(name));
+        if (n > 0 && (strcasecmp(name, "transaction_read_only") == 0 ||
+                      strcasecmp(name, "in_hot_standby") == 0 ||
+                      strcasecmp(name, "default_transaction_read_only") == 0))
+            return PX_CLASS_UNKNOWN;
         return PX_CLASS_READ;
+    }
     if (KEQ("CopyStmt")) {
         si->copy = true;
         if (jtrue(w, JGET(w, body, "is_from"))) {

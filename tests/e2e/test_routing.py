@@ -546,6 +546,19 @@ def test_hints_override_the_classifier_both_ways(proxy, stack, make_table, funct
                  "RETURNING pg_is_in_recovery()" % t)[0] is False
 
 
+def test_read_write_checks_see_the_primary(proxy, stack):
+    """libpq's target_session_attrs=read-write and pgjdbc's targetServerType
+    ask whether the connection can write: through the proxy it always can."""
+    ep = routed(proxy, stack)
+    with ep.connect(autocommit=True) as c:
+        assert where(c)[0] is True, "reads do not reach the replicas to begin with"
+        for name in ("transaction_read_only", "in_hot_standby", "default_transaction_read_only"):
+            assert c.execute("SHOW %s" % name).fetchone()[0] == "off", name
+    with psycopg.connect(ep.conninfo(), target_session_attrs="read-write",
+                         autocommit=True) as c:
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
 def test_volatility_comes_from_the_clients_database(proxy, stack):
     """The classifier's function volatility must describe the database the
     client uses.  A function that is STABLE in another database of the same

@@ -214,6 +214,10 @@ static const tcase_t read_cases[] = {
     {"TABLE t", R, F_REPLICA | F_CACHE | F_SELECT, 0, NK},
     {"SHOW search_path", R, F_REPLICA, F_CACHE | F_SELECT, NK},
     {"SHOW ALL", R, F_REPLICA, F_CACHE, NK},
+    /* a standby answers these differently: the primary says what the proxy can do */
+    {"SHOW transaction_read_only", U, 0, F_REPLICA, NK},
+    {"show IN_HOT_STANDBY", U, 0, F_REPLICA, NK},
+    {"SHOW default_transaction_read_only", U, 0, F_REPLICA, NK},
     {"EXPLAIN SELECT * FROM t", R, F_REPLICA, F_CACHE, NK},
     {"EXPLAIN ANALYZE SELECT * FROM t", R, F_REPLICA, F_CACHE, NK},
     {"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT 1", R, F_REPLICA, F_CACHE, NK},
