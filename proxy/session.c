@@ -1075,8 +1075,9 @@ static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name,
 }
 
 /* A DEALLOCATE of the client's own statements pipelined behind requests
- * still outstanding: the transaction may have failed meanwhile, so the
- * server answers it, under the server-side name (or ALL), in its own state. */
+ * still outstanding (the transaction may have failed meanwhile), or inside a
+ * transaction (where it counts as the transaction's first query): the server
+ * answers it, under the server-side name (or ALL), in its own state. */
 static msg_result_t dealloc_pipelined(px_client_t *c, px_server_t *s, bool all, const char *name,
                                       px_sender_t *to_server)
 {
@@ -1655,7 +1656,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 !(all && c->pinned)) {
                 /* the client's protocol-level statements live under other
                  * names on shared connections: forget them here */
-                if (s->fifo.count > 0)
+                if (s->fifo.count > 0 || c->tx_status != 'I')
                     return dealloc_pipelined(c, s, all, name, to_server);
                 if (all)
                     px_stmt_map_clear(&c->stmts);
