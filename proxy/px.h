@@ -660,12 +660,12 @@ void px_server_resume(px_server_t *s);
 bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql,
                       px_req_kind_t kind) PX_MUSTCHECK_INT;
 /** Prepare a client's statement under its server-side name; the reply is swallowed. */
+bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
+                            const uint8_t *rest, size_t rest_len) PX_MUSTCHECK_INT;
 /** Parse of the unnamed statement (@p rest: the body after the name), its ParseComplete
  * swallowed. */
 bool px_server_inject_parse_unnamed(px_server_t *s, px_sender_t *snd, const uint8_t *rest,
-                                    size_t rest_len);
-bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
-                            const uint8_t *rest, size_t rest_len) PX_MUSTCHECK_INT;
+                                    size_t rest_len) PX_MUSTCHECK_INT;
 /** Close a server-side statement (evicted); the reply is swallowed. */
 bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key) PX_MUSTCHECK_INT;
 /** Describe statement @p key, then Flush: its shape is noted when the answer comes. */

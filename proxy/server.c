@@ -487,12 +487,11 @@ bool px_server_inject(px_server_t *s, px_sender_t *snd, const char *sql, px_req_
     return px_fifo_push(&s->fifo, kind, NULL);
 }
 
-/* Build a Parse/Close for a server-side statement name into the sender. */
-bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
-                            const uint8_t *rest, size_t rest_len)
+/* Write a Parse of statement @p name (NUL-terminated, "" for the unnamed
+ * one) with @p rest after it; its ParseComplete is swallowed. */
+static bool inject_parse(px_server_t *s, px_sender_t *snd, const char *name,
+                         const px_stmt_key_t *key, const uint8_t *rest, size_t rest_len)
 {
-    char name[PX_STMT_NAME_LEN];
-    px_stmt_name(key, name);
     size_t nl = strlen(name) + 1;
     size_t total = PX_MSG_HDR_LEN + nl + rest_len;
     uint8_t *p = px_sender_alloc(snd, total);
@@ -505,24 +504,21 @@ bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
     px_wbuf_end(&wb);
     if (wb.failed || !px_sender_span(snd, p, wb.len))
         return false;
-    return px_fifo_push(&s->fifo, PX_REQ_SKIP_PARSE, &key);
+    return px_fifo_push(&s->fifo, PX_REQ_SKIP_PARSE, key);
+}
+
+bool px_server_inject_parse(px_server_t *s, px_sender_t *snd, px_stmt_key_t key,
+                            const uint8_t *rest, size_t rest_len)
+{
+    char name[PX_STMT_NAME_LEN];
+    px_stmt_name(key, name);
+    return inject_parse(s, snd, name, &key, rest, rest_len);
 }
 
 bool px_server_inject_parse_unnamed(px_server_t *s, px_sender_t *snd, const uint8_t *rest,
                                     size_t rest_len)
 {
-    size_t total = PX_MSG_HDR_LEN + 1 + rest_len;
-    uint8_t *p = px_sender_alloc(snd, total);
-    if (!p)
-        return false;
-    px_wbuf_t wb = px_wbuf_make(p, total);
-    px_wbuf_begin(&wb, 'P');
-    px_wbuf_put_byte(&wb, 0);
-    px_wbuf_put_bytes(&wb, rest, rest_len);
-    px_wbuf_end(&wb);
-    if (wb.failed || !px_sender_span(snd, p, wb.len))
-        return false;
-    return px_fifo_push(&s->fifo, PX_REQ_SKIP_PARSE, NULL);
+    return inject_parse(s, snd, "", NULL, rest, rest_len);
 }
 
 bool px_server_inject_close(px_server_t *s, px_sender_t *snd, px_stmt_key_t key)

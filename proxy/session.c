@@ -854,16 +854,13 @@ typedef enum msg_result {
     MSG_BROKEN,      /* the server connection cannot be written */
 } msg_result_t;
 
-/* Make sure server connection @p s has client statement @p st prepared
- * under its content name, injecting a Parse (and a Close for an evicted
- * statement) ahead of what follows. */
 /*
  * The unnamed statement under transaction pooling: drivers such as lib/pq
  * parse it in one unit (Parse, Describe, Sync) and bind it in the next, which
  * may run on another server connection, where the unnamed statement is
  * another client's or none. The proxy keeps each client's unnamed statement;
  * a Bind or Describe of it on a connection where the client did not parse it
- * uses the statement prepared under its content name, as for named ones.
+ * parses it there again first (unnamed_here below).
  */
 static void forget_unnamed(px_client_t *c)
 {
@@ -883,6 +880,9 @@ bool px_client_remember_unnamed(px_client_t *c, const uint8_t *rest, size_t rest
     return c->unnamed != NULL;
 }
 
+/* Make sure server connection @p s has client statement @p st prepared
+ * under its content name, injecting a Parse (and a Close for an evicted
+ * statement) ahead of what follows. */
 static msg_result_t ensure_stmt(px_server_t *s, const px_stmt_t *st, px_sender_t *to_server)
 {
     if (!s->stmts && !(s->stmts = px_stmt_set_new()))
@@ -1074,6 +1074,24 @@ static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name,
            (*all || px_stmt_map_get(&c->stmts, name, strlen(name)) != NULL);
 }
 
+/* A DEALLOCATE of the client's statement @p st (its name @p name) that the
+ * server is to run: make sure the server has the statement, forget it on
+ * both sides, and write into @p q the DEALLOCATE under the server-side name. */
+static msg_result_t dealloc_on_server(px_client_t *c, px_server_t *s, const px_stmt_t *st,
+                                      const char *name, px_sender_t *to_server, char q[64],
+                                      size_t *qlen)
+{
+    msg_result_t er = ensure_stmt(s, st, to_server);
+    if (er != MSG_FORWARD)
+        return er;
+    char sname[PX_STMT_NAME_LEN];
+    px_stmt_name(st->key, sname);
+    *qlen = (size_t)snprintf(q, 64, "DEALLOCATE %s", sname);
+    px_stmt_set_del(s->stmts, st->key);
+    px_stmt_map_del(&c->stmts, name, strlen(name));
+    return MSG_FORWARD;
+}
+
 /* A DEALLOCATE of the client's own statements pipelined behind requests
  * still outstanding (the transaction may have failed meanwhile), or inside a
  * transaction (where it counts as the transaction's first query): the server
@@ -1081,37 +1099,18 @@ static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name,
 static msg_result_t dealloc_pipelined(px_client_t *c, px_server_t *s, bool all, const char *name,
                                       px_sender_t *to_server)
 {
-    char q[64];
-    int ql;
+    char q[64] = "DEALLOCATE ALL";
     if (all) {
-        ql = snprintf(q, sizeof(q), "DEALLOCATE ALL");
         px_stmt_map_clear(&c->stmts);
         px_stmt_set_clear(s->stmts);
     } else {
         const px_stmt_t *st = px_stmt_map_get(&c->stmts, name, strlen(name));
-        if (!st)
-            return MSG_BROKEN; /* is_own_dealloc found it */
-        msg_result_t er = ensure_stmt(s, st, to_server);
+        size_t ql;
+        msg_result_t er = st ? dealloc_on_server(c, s, st, name, to_server, q, &ql) : MSG_BROKEN;
         if (er != MSG_FORWARD)
-            return er;
-        char sname[PX_STMT_NAME_LEN];
-        px_stmt_name(st->key, sname);
-        ql = snprintf(q, sizeof(q), "DEALLOCATE %s", sname);
-        px_stmt_set_del(s->stmts, st->key);
-        px_stmt_map_del(&c->stmts, name, strlen(name));
+            return er; /* (is_own_dealloc found it) */
     }
-    size_t total = PX_MSG_HDR_LEN + (size_t)ql + 1;
-    uint8_t *p = px_sender_alloc(to_server, total);
-    if (!p)
-        return MSG_BROKEN;
-    px_wbuf_t wb = px_wbuf_make(p, total);
-    px_wbuf_begin(&wb, 'Q');
-    px_wbuf_put_bytes(&wb, q, (size_t)ql + 1);
-    px_wbuf_end(&wb);
-    if (wb.failed || !px_sender_span(to_server, p, wb.len) ||
-        !px_fifo_push(&s->fifo, PX_REQ_QUERY, NULL))
-        return MSG_BROKEN;
-    return MSG_CONSUMED;
+    return px_server_inject(s, to_server, q, PX_REQ_QUERY) ? MSG_CONSUMED : MSG_BROKEN;
 }
 
 /* A whole query the proxy answers without a server connection: DEALLOCATE
@@ -1403,10 +1402,6 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         pin(c, "out of memory");
 }
 
-/* After a client's RESET of a startup setting (or RESET ALL), the server
- * would fall back to its own default: the statement that puts the client's
- * startup values back, sent right behind the client's. Returns a heap
- * string or NULL when nothing needs restoring. */
 /* Exactly DISCARD ALL (any case and spacing, an optional ';'): PostgreSQL
  * refuses it inside a transaction block, so then nothing is dropped. */
 static bool is_discard_all(px_span_t sql)
@@ -1431,6 +1426,10 @@ static bool is_discard_all(px_span_t sql)
     return k == sizeof(want) - 1;
 }
 
+/* After a client's RESET of a startup setting (or RESET ALL), the server
+ * would fall back to its own default: the statement that puts the client's
+ * startup values back, sent right behind the client's. Returns a heap
+ * string or NULL when nothing needs restoring. */
 static char *restore_sql(px_client_t *c, const px_set_stmt_t *set)
 {
     if (!set || (set->kind != PX_SET_RESET && set->kind != PX_SET_RESET_ALL))
@@ -1716,16 +1715,12 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                     /* DEALLOCATE of a client name: drop the server-side
                      * statement it maps to, under that name */
                     char q[64];
-                    char sname[PX_STMT_NAME_LEN];
-                    px_stmt_name(st->key, sname);
-                    int ql = snprintf(q, sizeof(q), "DEALLOCATE %s", sname);
+                    size_t ql;
                     const uint8_t *after = sql.p + sql.n + 1;
-                    msg_result_t er = ensure_stmt(s, st, to_server);
+                    msg_result_t er = dealloc_on_server(c, s, st, name, to_server, q, &ql);
                     if (er != MSG_FORWARD)
                         return er;
-                    px_stmt_set_del(s->stmts, st->key);
-                    px_stmt_map_del(&c->stmts, name, strlen(name));
-                    msg_result_t r = rewrite_parse_text(to_server, q, (size_t)ql, after,
+                    msg_result_t r = rewrite_parse_text(to_server, q, ql, after,
                                                         (size_t)(body.p + body.n - after));
                     if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL))
                         return MSG_BROKEN;
@@ -1752,7 +1747,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             if (r != MSG_FORWARD)
                 return r;
             const uint8_t *rest = stmt.p + stmt.n + 1;
-            r = rewrite(to_server, 'P', rest, 0, taken->key, rest,
+            r = rewrite(to_server, 'P', NULL, 0, taken->key, rest,
                         (size_t)(body.p + body.n - rest));
             if (r == MSG_CONSUMED && !px_fifo_push(&s->fifo, PX_REQ_PARSE, NULL))
                 return MSG_BROKEN;
@@ -1815,13 +1810,13 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         PX_STAT_INC(w, queries);
         s->bound_valid = false;
         px_span_t portal, stmt;
-        if (!c->unnamed_here && px_codec_parse_bind_names(body, &portal, &stmt) && stmt.n == 0) {
+        bool names = px_codec_parse_bind_names(body, &portal, &stmt);
+        if (names && stmt.n == 0 && !c->unnamed_here) {
             msg_result_t r = unnamed_here(c, s, to_server, to_client);
             if (r != MSG_FORWARD)
                 return r;
         }
-        if (txn_mode && body.n == hdr->body_len &&
-            px_codec_parse_bind_names(body, &portal, &stmt) && stmt.n > 0) {
+        if (txn_mode && names && stmt.n > 0 && body.n == hdr->body_len) {
             const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
             if (st) {
                 msg_result_t r = ensure_stmt(s, st, to_server);
