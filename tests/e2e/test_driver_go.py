@@ -22,7 +22,9 @@ import subprocess
 
 import pytest
 
-from conftest import HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+import drivers
+from drivers import direct
+from conftest import HERE, pg_env, pg_super, unique
 
 GOPATH_SYSTEM = os.environ.get("PX_GOCODE", "/usr/share/gocode")
 SOURCE = os.path.join(HERE, "go", "pgxclient.go")
@@ -56,22 +58,13 @@ def pgx_client(tmp_path_factory):
     return binary
 
 
-def direct():
-    """PostgreSQL itself, for the comparisons."""
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def go_env(ep, **env):
     return pg_env(ep, **{k: str(v) for k, v in env.items()})
 
 
 def run_go(binary, ep, scenario, timeout=45, **env):
     """Run one scenario against ep; return its JSON summary."""
-    r = subprocess.run([binary, scenario], env=go_env(ep, **env), capture_output=True,
-                       text=True, timeout=timeout)
-    assert r.returncode == 0, "pgxclient %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return drivers.run_client([binary, scenario], ep, "pgxclient", timeout, **env)[0]
 
 
 # ---------------------------------------------------------------- tests

@@ -19,7 +19,9 @@ import subprocess
 
 import pytest
 
-from conftest import DIRECT, HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+import drivers
+from drivers import direct
+from conftest import DIRECT, HERE, PG_PORT, pg_env, pg_super, unique
 
 JAR = os.environ.get("PX_PGJDBC_JAR", "/usr/share/java/postgresql.jar")
 SOURCE = os.path.join(HERE, "jdbc", "JdbcClient.java")
@@ -42,20 +44,10 @@ def jdbc_classes(tmp_path_factory):
     return out
 
 
-def direct():
-    """PostgreSQL itself, for the comparisons."""
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def run_java(classes, ep, scenario, timeout=45, **env):
     """Run one scenario against ep in its own JVM; return its JSON summary."""
-    e = pg_env(ep, **{k: str(v) for k, v in env.items()})
-    r = subprocess.run(
-        ["java", "-Xmx512m", "-cp", classes + os.pathsep + JAR, "JdbcClient", scenario],
-        env=e, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, "JdbcClient %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    argv = ["java", "-Xmx512m", "-cp", classes + os.pathsep + JAR, "JdbcClient", scenario]
+    return drivers.run_client(argv, ep, "JdbcClient", timeout, **env)[0]
 
 
 @pytest.fixture

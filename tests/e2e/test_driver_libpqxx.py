@@ -14,14 +14,15 @@ expectations and, where the answer is data, against the same scenario run
 directly against PostgreSQL.
 """
 
-import json
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+import drivers
+from drivers import direct
+from conftest import HERE, pg_super, unique
 
 SOURCE = os.path.join(HERE, "libpqxx", "pqxxclient.cpp")
 
@@ -46,26 +47,13 @@ def pqxx_client(tmp_path_factory):
     return binary
 
 
-def direct():
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def run_cc(binary, ep, scenario, timeout=45, **env):
-    e = pg_env(ep, **{k: str(v) for k, v in env.items()})
-    r = subprocess.run([binary, scenario], env=e, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, "pqxxclient %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return drivers.run_client([binary, scenario], ep, "pqxxclient", timeout, **env)[0]
 
 
 def both(binary, px, scenario, make_table=None, cols=None, **env):
-    outs = []
-    for ep in (px, direct()):
-        if cols:
-            env["E2E_TABLE"] = make_table(cols)
-        outs.append(run_cc(binary, ep, scenario, **env))
-    return outs
+    return drivers.both(lambda ep, sc, **e: run_cc(binary, ep, sc, **e), px, scenario,
+                        make_table, cols, **env)
 
 
 # ---------------------------------------------------------------- tests

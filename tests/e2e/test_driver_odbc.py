@@ -21,7 +21,8 @@ import uuid
 
 import pytest
 
-from conftest import DIRECT, PASSWORDS, PG_HOST, PG_PORT, Endpoint, pg_super, unique
+from drivers import direct
+from conftest import PASSWORDS, pg_super, unique
 
 pyodbc = pytest.importorskip(
     "pyodbc", reason="pyodbc is not installed (Debian package python3-pyodbc, scripts/deps.sh)")
@@ -44,15 +45,6 @@ def driver():
             return p
     pytest.skip("psqlodbcw.so not found (Debian packages odbc-postgresql unixodbc, "
                 "scripts/deps.sh)")
-
-
-def proxy_bug(reason):
-    """A known proxy bug: strict xfail through the proxy, must pass directly."""
-    return pytest.mark.xfail(not DIRECT, strict=True, reason="proxy bug: " + reason)
-
-
-def direct():
-    return Endpoint(PG_HOST, PG_PORT)
 
 
 def connect(driver, ep, autocommit=False):

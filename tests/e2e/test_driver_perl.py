@@ -12,14 +12,15 @@ check it against fixed expectations and, where the answer is data, against the
 same scenario run directly against PostgreSQL.
 """
 
-import json
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+import drivers
+from drivers import direct
+from conftest import HERE, pg_super, unique
 
 CLIENT = os.path.join(HERE, "perl", "dbdpg_client.pl")
 
@@ -41,30 +42,18 @@ def dbd_pg():
     return r.stdout
 
 
-def direct():
-    """PostgreSQL itself, for the comparisons."""
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def run_pl(ep, scenario, timeout=45, **env):
-    """Run one scenario against ep; return its JSON summary."""
-    e = pg_env(ep, **{k: str(v) for k, v in env.items()})
-    r = subprocess.run(["perl", CLIENT, scenario], env=e, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, "dbdpg_client.pl %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    assert "invalidates" not in r.stderr, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
+    """Run one scenario against ep; return its JSON summary and stderr."""
+    out, err = drivers.run_client(["perl", CLIENT, scenario], ep, "dbdpg_client.pl", timeout,
+                                  **env)
+    assert "invalidates" not in err, err[-3000:]
+    return out, err
 
 
 def both(px, scenario, make_table=None, cols=None, **env):
     """The scenario through px and directly (each with a fresh table); both summaries."""
-    outs = []
-    for ep in (px, direct()):
-        if cols:
-            env["E2E_TABLE"] = make_table(cols)
-        outs.append(run_pl(ep, scenario, **env)[0])
-    return outs
+    return drivers.both(lambda ep, sc, **e: run_pl(ep, sc, **e)[0], px, scenario, make_table,
+                        cols, **env)
 
 
 # ---------------------------------------------------------------- tests

@@ -27,7 +27,8 @@ import uuid
 
 import pytest
 
-from conftest import DIRECT, PASSWORDS, PG_HOST, PG_PORT, Endpoint, pg_super, unique
+from drivers import direct
+from conftest import PASSWORDS, pg_super, unique
 
 pg8000 = pytest.importorskip(
     "pg8000", reason="pg8000 is not installed (Debian package python3-pg8000, scripts/deps.sh)")
@@ -47,15 +48,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 def colnames(cur):
     return [d[0].decode() if isinstance(d[0], bytes) else d[0] for d in cur.description]
-
-
-def proxy_bug(reason):
-    """A known proxy bug: strict xfail through the proxy, must pass directly."""
-    return pytest.mark.xfail(not DIRECT, strict=True, reason="proxy bug: " + reason)
-
-
-def direct():
-    return Endpoint(PG_HOST, PG_PORT)
 
 
 def connect(ep, autocommit=False):

@@ -13,14 +13,15 @@ against fixed expectations and, where the answer is data, against the same
 scenario run directly against PostgreSQL.
 """
 
-import json
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+import drivers
+from drivers import direct
+from conftest import HERE, pg_super, unique
 
 CLIENT = os.path.join(HERE, "php", "pgsql_client.php")
 
@@ -44,29 +45,15 @@ def php_pgsql():
     return True
 
 
-def direct():
-    """PostgreSQL itself, for the comparisons."""
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def run_php(ep, scenario, timeout=45, **env):
     """Run one scenario against ep; return its JSON summary and stderr."""
-    e = pg_env(ep, **{k: str(v) for k, v in env.items()})
-    r = subprocess.run(["php", CLIENT, scenario], env=e, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, "pgsql_client.php %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
+    return drivers.run_client(["php", CLIENT, scenario], ep, "pgsql_client.php", timeout, **env)
 
 
 def both(px, scenario, make_table=None, cols=None, **env):
     """The scenario through px and directly (each with a fresh table); both summaries."""
-    outs = []
-    for ep in (px, direct()):
-        if cols:
-            env["E2E_TABLE"] = make_table(cols)
-        outs.append(run_php(ep, scenario, **env)[0])
-    return outs
+    return drivers.both(lambda ep, sc, **e: run_php(ep, sc, **e)[0], px, scenario, make_table,
+                        cols, **env)
 
 
 # ---------------------------------------------------------------- tests

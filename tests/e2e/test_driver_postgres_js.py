@@ -13,24 +13,15 @@ re-run the driver makes when a named statement is unknown to the server
 (`retries`), so a proxy that lost a statement cannot hide behind the driver.
 """
 
-import json
 import os
 import shutil
-import subprocess
 import threading
 
 import pytest
 
-from conftest import (
-    DIRECT,
-    HERE,
-    PG_HOST,
-    PG_PORT,
-    Endpoint,
-    pg_env,
-    pg_super,
-    unique,
-)
+import drivers
+from drivers import direct
+from conftest import DIRECT, HERE, PG_PORT, pg_super, unique
 
 CLIENT = os.path.join(HERE, "postgres_js_client.js")
 PIN_LINE = "pinned to its server connection"
@@ -55,22 +46,12 @@ def node_modules():
     )
 
 
-def direct():
-    """PostgreSQL itself, for the comparisons."""
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def run_js(ep, scenario, timeout=45, **env):
     """Run one scenario against ep; return its JSON summary (fails on a
     non-zero exit with the client's output)."""
-    nm = node_modules()
-    e = pg_env(ep, NODE_PATH=nm, E2E_TIMEOUT_MS=str(int(timeout * 1000) - 2000),
-               **{k: str(v) for k, v in env.items()})
-    r = subprocess.run(["node", CLIENT, scenario], env=e, capture_output=True, text=True,
-                       timeout=timeout, cwd=HERE)
-    assert r.returncode == 0, "postgres.js %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    extra = {"NODE_PATH": node_modules(), "E2E_TIMEOUT_MS": str(int(timeout * 1000) - 2000)}
+    out = drivers.run_client(["node", CLIENT, scenario], ep, "postgres.js", timeout,
+                             extra_env=extra, cwd=HERE, **env)[0]
     retries = out.pop("retries")
     assert retries == [], (
         "the driver had to re-run queries whose named statement the server did not know "

@@ -12,14 +12,15 @@ expectations and, where the answer is data, against the same scenario run
 directly against PostgreSQL.
 """
 
-import json
 import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import HERE, PG_HOST, PG_PORT, Endpoint, pg_env, pg_super, unique
+import drivers
+from drivers import direct
+from conftest import HERE, pg_super, unique
 
 CLIENT = os.path.join(HERE, "ruby", "pg_client.rb")
 
@@ -41,29 +42,14 @@ def ruby_pg():
     return r.stdout
 
 
-def direct():
-    """PostgreSQL itself, for the comparisons."""
-    return Endpoint(PG_HOST, PG_PORT)
-
-
 def run_rb(ep, scenario, timeout=45, **env):
     """Run one scenario against ep; return its JSON summary."""
-    e = pg_env(ep, **{k: str(v) for k, v in env.items()})
-    r = subprocess.run(["ruby", CLIENT, scenario], env=e, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, "pg_client.rb %s against %s:%d failed (exit %s):\n%s\n%s" % (
-        scenario, ep.host, ep.port, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return drivers.run_client(["ruby", CLIENT, scenario], ep, "pg_client.rb", timeout, **env)[0]
 
 
 def both(px, scenario, make_table=None, cols=None, **env):
     """The scenario through px and directly (each with a fresh table); both summaries."""
-    outs = []
-    for ep in (px, direct()):
-        if cols:
-            env["E2E_TABLE"] = make_table(cols)
-        outs.append(run_rb(ep, scenario, **env))
-    return outs
+    return drivers.both(run_rb, px, scenario, make_table, cols, **env)
 
 
 # ---------------------------------------------------------------- tests
