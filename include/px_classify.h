@@ -133,7 +133,19 @@ typedef enum px_session_kind {
  * still forces it).
  */
 #define PX_CLS_F_USER_FUNC (1u << 21)
-#define PX_CLS_F_CACHED    (1u << 24) /**< the verdict came from this thread's cache */
+/**
+ * Reads a setting a hot standby answers differently from the primary: SHOW or
+ * current_setting() of transaction_read_only, default_transaction_read_only
+ * or in_hot_standby (current_setting's argument is found in the text, not the
+ * cached verdict: literals are normalized away; any argument but a literal
+ * counts as one of them). Whoever asks wants to know
+ * whether the connection can write (libpq's target_session_attrs, pgjdbc's
+ * targetServerType), and through the proxy it can: PX_CLS_F_REPLICA_OK stays
+ * clear unless hinted. pg_is_in_recovery() is not among them: it says where
+ * the statement ran, and replicas answer it.
+ */
+#define PX_CLS_F_STANDBY (1u << 22)
+#define PX_CLS_F_CACHED  (1u << 24) /**< the verdict came from this thread's cache */
 /** @} */
 
 /** Relation flags (px_classify_result_t.rel_flags[i]). */

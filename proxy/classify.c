@@ -62,6 +62,7 @@
 #include <pg_query.h>
 
 #include "px_classify.h"
+#include "sqlscan.h"
 
 /* ---- limits and configuration ------------------------------------------------ */
 
@@ -1518,6 +1519,7 @@ typedef struct walk {
     bool side_effect; /* a known side-effecting function */
     bool vol_write;   /* a volatile function not known to be read-only */
     bool unverified;  /* a function of unknown volatility */
+    bool standby;     /* reads a setting a hot standby answers differently */
     bool nocache;     /* time/session-dependent function, CURRENT_*, 'now', system catalogs */
     bool pin;         /* leaves session state behind */
     bool temp_ref;    /* names a pg_temp relation: exists in one session only */
@@ -1796,6 +1798,15 @@ static void on_funccall(walk_t *w, uint32_t fc)
         return;
     }
     judge_function(w, has_schema ? schema : NULL, name);
+    if (strcmp(name, "current_setting") == 0 &&
+        (!has_schema || strcmp(schema, "pg_catalog") == 0)) {
+        /* a literal name is looked at in the text (reads_standby_setting);
+         * any other may name a setting a standby answers differently */
+        uint32_t args = JGET(w, fc, "args");
+        if (args == 0 || w->t[args].type != J_ARR || w->t[args].count == 0 ||
+            JGET(w, args + 1, "A_Const") == 0)
+            w->standby = true;
+    }
 }
 
 /* {"A_Const":{"sval":{"sval":"now"}}}: the special datetime inputs. */
@@ -2137,7 +2148,7 @@ static px_class_t node_class(walk_t *w, uint32_t node, unsigned depth, stmtinfo_
         if (n > 0 && (strcasecmp(name, "transaction_read_only") == 0 ||
                       strcasecmp(name, "in_hot_standby") == 0 ||
                       strcasecmp(name, "default_transaction_read_only") == 0))
-            return PX_CLASS_UNKNOWN;
+            w->standby = true;
         return PX_CLASS_READ;
     }
     if (KEQ("CopyStmt")) {
@@ -2740,6 +2751,8 @@ static bool classify_json(jbuf_t *jb, const px_classify_vol_t *vol, const char *
                 res->flags |= PX_CLS_F_LOCKING;
             if (w.side_effect)
                 res->flags |= PX_CLS_F_SIDE_EFFECT;
+            if (w.standby)
+                res->flags |= PX_CLS_F_STANDBY;
             if (w.vol_write || w.nocache)
                 res->flags |= PX_CLS_F_VOLATILE;
             if (w.pin)
@@ -3148,13 +3161,26 @@ static void vol_refresh(cls_tls_t *T)
 
 /* ---- public API ------------------------------------------------------------------------ */
 
+/* current_setting() of a setting a hot standby answers differently. The
+ * setting's name is a literal, normalized away from the cached verdict, so
+ * the text itself is looked at (only when it calls such functions at all). */
+static bool reads_standby_setting(const char *sql, size_t len)
+{
+    return px_sqlscan_mentions(sql, len, "current_setting") &&
+           (px_sqlscan_mentions(sql, len, "transaction_read_only") ||
+            px_sqlscan_mentions(sql, len, "in_hot_standby"));
+}
+
 /* Apply the hints to a verdict (cached verdicts are stored without them). */
-static void finalize(px_classify_result_t *r, uint32_t hints, int32_t ttl)
+static void finalize(px_classify_result_t *r, const char *sql, size_t len, uint32_t hints,
+                     int32_t ttl)
 {
     uint32_t f = r->flags & ~(PX_CLS_F_REPLICA_OK | PX_CLS_F_HINT_PRIMARY | PX_CLS_F_HINT_REPLICA |
                               PX_CLS_F_HINT_CACHE | PX_CLS_F_HINT_NOCACHE);
     f |= hints;
-    bool replica = r->cls == PX_CLASS_READ;
+    if ((f & PX_CLS_F_VOLATILE) && reads_standby_setting(sql, len))
+        f |= PX_CLS_F_STANDBY;
+    bool replica = r->cls == PX_CLASS_READ && !(f & PX_CLS_F_STANDBY);
     if (hints & PX_CLS_F_HINT_PRIMARY)
         replica = false;
     else if ((hints & PX_CLS_F_HINT_REPLICA) &&
@@ -3209,7 +3235,7 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
     uint32_t max_depth = atomic_load_explicit(&g_max_depth, memory_order_relaxed);
     if (T == NULL) {
         out->flags |= PX_CLS_F_TOO_COMPLEX;
-        finalize(out, 0, -1);
+        finalize(out, NULL, 0, 0, -1);
         return;
     }
     CNT_INC(T, calls);
@@ -3217,14 +3243,14 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
         !grow(&T->keybuf, &T->keycap, len + 1)) {
         out->flags |= PX_CLS_F_TOO_COMPLEX;
         CNT_INC(T, too_complex);
-        finalize(out, 0, -1);
+        finalize(out, NULL, 0, 0, -1);
         return;
     }
     if (T->stack_cap < max_depth + 1) {
         lvl_save_t *ns = realloc(T->stack, (size_t)(max_depth + 1) * sizeof *ns);
         if (ns == NULL) {
             out->flags |= PX_CLS_F_TOO_COMPLEX;
-            finalize(out, 0, -1);
+            finalize(out, NULL, 0, 0, -1);
             return;
         }
         T->stack = ns;
@@ -3246,7 +3272,7 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
             CNT_INC(T, hits);
             if (out->n_keys > 0)
                 keys_fill(out, tpl, text, T->lits, li.nlits);
-            finalize(out, li.hints, li.ttl);
+            finalize(out, text, len, li.hints, li.ttl);
             out->flags |= PX_CLS_F_CACHED;
             return;
         }
@@ -3268,7 +3294,7 @@ static void classify_impl(const char *sql, size_t len, px_classify_result_t *out
         cache_put(T, h, T->keybuf, (uint32_t)li.key_len, out, tpl, gen);
     if (out->n_keys > 0)
         keys_fill(out, tpl, text, T->lits, li.nlits); /* after caching: the cache keeps templates */
-    finalize(out, li.hints, li.ttl);
+    finalize(out, text, len, li.hints, li.ttl);
 }
 
 void px_classify(const char *sql, size_t len, px_classify_result_t *out)

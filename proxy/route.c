@@ -34,7 +34,7 @@
 /* What one SQL text allows. */
 typedef enum {
     TEXT_PRIMARY = 0,  /* may write, or not known to be read-only */
-    TEXT_PRIMARY_READ, /* read-only, hinted to the primary: no write fence */
+    TEXT_PRIMARY_READ, /* read-only, for the primary (hint, standby-sensitive): no fence */
     TEXT_REPLICA,      /* may run on a replica */
     TEXT_REPLICA_HINT, /* hinted to a replica: also while the client is fenced */
 } text_verdict_t;
@@ -54,7 +54,7 @@ static text_verdict_t text_verdict(const uint8_t *sql, size_t n, bool *read_only
         return TEXT_PRIMARY;
     if (r.flags & PX_CLS_F_REPLICA_OK)
         return (r.flags & PX_CLS_F_HINT_REPLICA) ? TEXT_REPLICA_HINT : TEXT_REPLICA;
-    if (r.cls == PX_CLASS_READ && (r.flags & PX_CLS_F_HINT_PRIMARY))
+    if (r.cls == PX_CLASS_READ && (r.flags & (PX_CLS_F_HINT_PRIMARY | PX_CLS_F_STANDBY)))
         return TEXT_PRIMARY_READ;
     return TEXT_PRIMARY;
 }

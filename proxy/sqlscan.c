@@ -517,10 +517,10 @@ bool px_sqlscan_mentions(const char *sql, size_t len, const char *word)
     if (wl == 0)
         return true;
     for (size_t i = 0; i + wl <= len; i++) {
-        if ((sql[i] | 0x20) != word[0])
+        if (lower_ascii((unsigned char)sql[i]) != (unsigned char)word[0])
             continue;
         size_t k = 1;
-        while (k < wl && (sql[i + k] | 0x20) == word[k])
+        while (k < wl && lower_ascii((unsigned char)sql[i + k]) == (unsigned char)word[k])
             k++;
         if (k == wl)
             return true;

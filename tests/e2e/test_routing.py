@@ -554,6 +554,13 @@ def test_read_write_checks_see_the_primary(proxy, stack):
         assert where(c)[0] is True, "reads do not reach the replicas to begin with"
         for name in ("transaction_read_only", "in_hot_standby", "default_transaction_read_only"):
             assert c.execute("SHOW %s" % name).fetchone()[0] == "off", name
+            # the setting's name is a literal: the verdict cached for another
+            # current_setting() must not send these to a replica
+            assert c.execute("SELECT current_setting('work_mem')").fetchone()[0]
+            assert c.execute("SELECT current_setting('%s')" % name).fetchone()[0] == "off", name
+            assert c.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] == "off", name
+        # asking wrote nothing: the next plain read still goes to a replica
+        assert where(c)[0] is True, "a read-only check fenced the client to the primary"
     with psycopg.connect(ep.conninfo(), target_session_attrs="read-write",
                          autocommit=True) as c:
         assert c.execute("SELECT 1").fetchone()[0] == 1

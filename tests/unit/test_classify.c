@@ -56,6 +56,7 @@
 #define F_H_NOCACHE PX_CLS_F_HINT_NOCACHE
 #define F_DML       PX_CLS_F_DML
 #define F_USER      PX_CLS_F_USER_FUNC
+#define F_STANDBY   PX_CLS_F_STANDBY
 
 typedef struct tcase {
     const char *sql;
@@ -185,7 +186,7 @@ static void check_case(const tcase_t *c, const char *file, unsigned line)
         CU_ASSERT(c2.flags & F_CACHED);
     /* Routing invariants that hold for every verdict without hints. */
     if (!(u.flags & (F_H_REPLICA | F_H_PRIMARY)))
-        CU_ASSERT(((u.flags & F_REPLICA) != 0) == (u.cls == R));
+        CU_ASSERT(((u.flags & F_REPLICA) != 0) == (u.cls == R && !(u.flags & F_STANDBY)));
     if (u.flags & F_CACHE)
         CU_ASSERT(u.cls == R);
 }
@@ -215,9 +216,15 @@ static const tcase_t read_cases[] = {
     {"SHOW search_path", R, F_REPLICA, F_CACHE | F_SELECT, NK},
     {"SHOW ALL", R, F_REPLICA, F_CACHE, NK},
     /* a standby answers these differently: the primary says what the proxy can do */
-    {"SHOW transaction_read_only", U, 0, F_REPLICA, NK},
-    {"show IN_HOT_STANDBY", U, 0, F_REPLICA, NK},
-    {"SHOW default_transaction_read_only", U, 0, F_REPLICA, NK},
+    {"SHOW transaction_read_only", R, F_STANDBY, F_REPLICA, NK},
+    {"show IN_HOT_STANDBY", R, F_STANDBY, F_REPLICA, NK},
+    {"SHOW default_transaction_read_only", R, F_STANDBY, F_REPLICA, NK},
+    {"SELECT current_setting('transaction_read_only')", R, F_STANDBY | F_VOL, F_REPLICA, NK},
+    {"select current_setting('IN_HOT_STANDBY')::bool", R, F_STANDBY, F_REPLICA, NK},
+    {"SELECT current_setting('app.tenant')", R, F_REPLICA | F_VOL, F_STANDBY | F_CACHE, NK},
+    {"SELECT current_setting($1)", R, F_STANDBY, F_REPLICA, NK},
+    {"SELECT pg_catalog.current_setting(name) FROM pg_settings", R, F_STANDBY, F_REPLICA, NK},
+    {"/* fastnext:replica */ SHOW transaction_read_only", R, F_STANDBY | F_REPLICA, 0, NK},
     {"EXPLAIN SELECT * FROM t", R, F_REPLICA, F_CACHE, NK},
     {"EXPLAIN ANALYZE SELECT * FROM t", R, F_REPLICA, F_CACHE, NK},
     {"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT 1", R, F_REPLICA, F_CACHE, NK},
@@ -243,7 +250,7 @@ static const tcase_t read_cases[] = {
     {"SELECT 'x'::text", R, F_REPLICA | F_CACHE, 0, NK},
     {"SELECT lower(name), upper(name), length(name) FROM t", R, F_REPLICA | F_CACHE, 0, NK},
     {"SELECT pg_sleep(0)", R, F_REPLICA, F_CACHE, NK},
-    {"SELECT pg_is_in_recovery()", R, F_REPLICA, F_CACHE, NK},
+    {"SELECT pg_is_in_recovery()", R, F_REPLICA, F_STANDBY | F_CACHE, NK},
     {"SELECT pg_last_wal_replay_lsn()", R, F_REPLICA, F_CACHE, NK},
     {"SELECT 1;", R, F_REPLICA, 0, NK},
     {"   SELECT 1   ", R, F_REPLICA, 0, NK},
