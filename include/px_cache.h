@@ -145,8 +145,16 @@ size_t px_cache_catalog_size(const px_cache_catalog_t *c);
 void px_cache_catalog_free(px_cache_catalog_t *c);
 /** Publish @p c (ownership passes); the previous catalog is freed. */
 void px_cache_catalog_publish(px_cache_catalog_t *c);
+/**
+ * Name the database @p c describes. Relations are known by name only, and
+ * another database may hold the same name as something else (a view over
+ * other tables, say), so reads are cached only in this one.
+ */
+void px_cache_catalog_set_db(px_cache_catalog_t *c, const char *db);
 /** Whether a catalog has been published. */
 bool px_cache_catalog_ready(void);
+/** Whether a catalog describing database @p db (or an unnamed one) is published. */
+bool px_cache_catalog_ready_for(const char *db);
 
 #define PX_CACHE_MAX_BASES 16
 typedef struct px_cache_rel {

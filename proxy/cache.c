@@ -835,6 +835,7 @@ typedef struct cat_rel {
 struct px_cache_catalog {
     cat_rel_t *buckets[CAT_BUCKETS];
     size_t n;
+    char db[64]; /* the database it describes ("": unnamed, any) */
 };
 
 static _Atomic(px_cache_catalog_t *) g_cat; /* read in epoch sections */
@@ -898,6 +899,15 @@ bool px_cache_catalog_add(px_cache_catalog_t *c, const char *name, unsigned flag
     return true;
 }
 
+void px_cache_catalog_set_db(px_cache_catalog_t *c, const char *db)
+{
+    size_t n = db ? strlen(db) : 0;
+    if (n >= sizeof c->db)
+        n = sizeof c->db - 1; /* PostgreSQL truncates names at 63 bytes too */
+    memcpy(c->db, db ? db : "", n);
+    c->db[n] = '\0';
+}
+
 size_t px_cache_catalog_size(const px_cache_catalog_t *c)
 {
     return c ? c->n : 0;
@@ -932,6 +942,18 @@ void px_cache_catalog_publish(px_cache_catalog_t *c)
 bool px_cache_catalog_ready(void)
 {
     return atomic_load_explicit(&g_cat, memory_order_acquire) != NULL;
+}
+
+bool px_cache_catalog_ready_for(const char *db)
+{
+    ck_epoch_record_t *rec = epoch_record();
+    if (!rec)
+        return false;
+    ck_epoch_begin(rec, NULL);
+    const px_cache_catalog_t *c = atomic_load_explicit(&g_cat, memory_order_acquire);
+    bool ok = c != NULL && (c->db[0] == '\0' || strncmp(c->db, db, sizeof c->db - 1) == 0);
+    ck_epoch_end(rec, NULL);
+    return ok;
 }
 
 bool px_cache_catalog_lookup(const char *name, px_cache_rel_t *out)

@@ -516,6 +516,7 @@ static void hc_relation_rows(hc_prober_t *P, const PGresult *r)
     px_cache_catalog_t *cat = px_cache_catalog_new();
     if (!cat)
         return;
+    px_cache_catalog_set_db(cat, P->db);
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
         const char *name = PQgetvalue(r, i, 0);

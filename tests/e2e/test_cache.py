@@ -325,6 +325,37 @@ def test_views_are_invalidated_by_writes_to_their_base_tables(proxy, tables):
             s.execute("DROP VIEW IF EXISTS %s, %s" % (vv, v))
 
 
+def test_reads_in_another_database_never_use_the_catalog_of_this_one(proxy, tables):
+    """The cache knows relations by name from the application's database. In
+    another database the same name may be a view over other tables: a write to
+    those must not leave the view's old rows in the cache."""
+    ep = cached(proxy)
+    v = tables("xv", "a int")       # in fnx: a plain table named like the view below
+    x = tables("xb", "a int")       # in fnx too: so a write to x looks attributable
+    other = unique("xdb")
+    with pg_super("postgres") as s:
+        s.execute("CREATE DATABASE %s OWNER fnx" % other)
+    try:
+        with pg_super(other) as s:
+            s.execute("CREATE TABLE %s (a int)" % x)
+            s.execute("INSERT INTO %s VALUES (1)" % x)
+            s.execute("CREATE VIEW %s AS SELECT a FROM %s" % (v, x))
+            s.execute("ALTER TABLE %s OWNER TO fnx" % x)
+            s.execute("ALTER VIEW %s OWNER TO fnx" % v)
+        with ep.connect(autocommit=True) as c:  # the catalog knows both names now
+            until_cached(ep, c, "SELECT a FROM %s" % v)
+        with ep.connect(autocommit=True, dbname=other) as c:
+            h0, m0 = counts(ep)
+            for i in range(2, 6):
+                assert c.execute("SELECT a FROM %s" % v).fetchall() == [(i - 1,)]
+                c.execute("UPDATE %s SET a = %d" % (x, i))
+            assert c.execute("SELECT a FROM %s" % v).fetchall() == [(5,)]
+            assert counts(ep) == (h0, m0), "a read in another database went to the cache"
+    finally:
+        with pg_super("postgres") as s:
+            s.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % other)
+
+
 def test_a_view_with_a_volatile_function_is_never_cached(proxy, tables):
     ep = cached(proxy)
     t = tables("vf", "id int primary key", "VALUES (1)")
