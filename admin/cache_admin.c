@@ -16,6 +16,7 @@
 #include "px.h"
 #include "px_admin.h"
 #include "px_cache.h"
+#include "px_cdc.h"
 #include "px_health.h"
 #include "px_metrics.h"
 
@@ -45,7 +46,18 @@ static void cache_stats(px_json_t *j, void *arg)
     px_json_kv_uint(j, "entries", st.entries);
     px_json_kv_uint(j, "invalidations", st.bumps);
     px_json_kv_bool(j, "catalog_loaded", px_cache_catalog_ready());
-    px_json_kv_bool(j, "serving", px_cache_synced());
+    px_json_kv_bool(j, "serving", px_cache_synced() && px_cdc_serving());
+    px_cdc_stats_t cs;
+    px_cdc_get_stats(&cs);
+    px_json_key(j, "wal_invalidation");
+    px_json_obj(j);
+    px_json_kv_str(j, "state", px_cdc_state_str(cs.state));
+    px_json_kv_uint(j, "transactions", cs.transactions);
+    px_json_kv_uint(j, "changes", cs.changes);
+    px_json_kv_uint(j, "bumps", cs.bumps);
+    px_json_kv_uint(j, "connects", cs.connects);
+    px_json_kv_str(j, "last_error", cs.last_error);
+    px_json_obj_end(j);
     px_json_key(j, "warm");
     px_json_obj(j);
     px_json_kv_uint(j, "runs", atomic_load(&g_warm_runs));
@@ -366,7 +378,7 @@ static void *warm_main(void *arg)
     warm_job_t *job = arg;
     /* at start, the relation catalog the cache needs arrives with the
      * health checker's first round */
-    for (int i = 0; i < 100 && !px_cache_catalog_ready(); i++)
+    for (int i = 0; i < 100 && !(px_cache_catalog_ready() && px_cdc_serving()); i++)
         usleep(100 * 1000);
     PGconn *c = PQconnectdb(job->conninfo);
     uint64_t ok = 0, failed = 0;

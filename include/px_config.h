@@ -79,6 +79,7 @@ typedef struct px_config {
     uint64_t cache_max_size;       /* CACHE_MAX_SIZE bytes [256mb] */
     uint64_t cache_max_entry_size; /* CACHE_MAX_ENTRY_SIZE bytes [1mb] */
     char *cache_warm_file;         /* CACHE_WARM_FILE [NULL]: queries run at start */
+    bool cache_wal_invalidation;   /* CACHE_WAL_INVALIDATION [true]: logical decoding stream */
 
     /* pooling */
     px_pool_mode_t pool_mode;      /* POOL_MODE [transaction] */

@@ -30,6 +30,7 @@
 
 #include "px.h"
 #include "px_cache.h"
+#include "px_cdc.h"
 #include "px_classify.h"
 #include "px_health.h"
 #include "px_digest.h"
@@ -920,7 +921,7 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
     px_config_t *cfg = px_worker_cfg(w);
     if (!cfg->cache_enabled || (c->cache && (c->cache->fill || c->cache->waiting)) || c->pinned ||
         c->cache_off || c->tx_status != 'I' || c->unsynced || c->io.pass_left ||
-        !px_cache_catalog_ready_for(c->database) || !px_cache_synced())
+        !px_cache_catalog_ready_for(c->database) || !px_cache_synced() || !px_cdc_serving())
         return PX_CACHEFLOW_BYPASS;
     px_iobuf_t *in = c->io.in;
     const uint8_t *p = in->data + in->rpos;

@@ -210,6 +210,13 @@ static const px_config_key_t px_config_keys[] = {
      .max = PX_GB,
      .reloadable = true,
      .help = "largest result cached, at most CACHE_MAX_SIZE"},
+    {.name = "CACHE_WAL_INVALIDATION",
+     .type = PX_CONFIG_T_BOOL,
+     PX_FIELD(cache_wal_invalidation),
+     .def = "true",
+     .reloadable = true,
+     .help = "follow the primary's logical decoding stream (wal_level=logical, a REPLICATION "
+             "role) so writes that bypass the proxy invalidate the cache too"},
     {.name = "CACHE_WARM_FILE",
      .type = PX_CONFIG_T_STRING,
      PX_FIELD(cache_warm_file),

@@ -15,6 +15,7 @@
 #include "px_admin.h"
 #include "px_cache.h"
 #include "px_db_admin.h"
+#include "px_cdc.h"
 #include "px_health.h"
 #include "px_tls.h"
 
@@ -286,6 +287,8 @@ int main(int argc, char **argv)
     }
     if (px_health_start(sh) != 0)
         start_failed("could not start the health checker");
+    if (px_cdc_start(sh) != 0)
+        start_failed("could not start the cache invalidation stream");
     /* threads only once every worker can be posted to: the first to run
      * accepts at once and may hand a client to any other */
     for (int i = 0; i < sh->n_workers; i++)
@@ -310,6 +313,7 @@ int main(int argc, char **argv)
     px_admin_stop();
     for (int i = 0; i < sh->n_workers; i++)
         pthread_join(sh->workers[i].thread, NULL);
+    px_cdc_stop();
     px_health_stop();
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);

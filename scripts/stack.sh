@@ -564,9 +564,11 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$root'
 max_connections = 400
-wal_level = replica
-max_wal_senders = 10
-max_replication_slots = 10
+# logical: the proxy follows the primary's changes to keep its result cache fresh
+# when writes bypass it (one temporary slot and WAL sender per proxy instance)
+wal_level = logical
+max_wal_senders = 64
+max_replication_slots = 64
 hot_standby = on
 fsync = off
 synchronous_commit = off
@@ -602,7 +604,7 @@ EOF
     log "creating roles and database fnx"
     psql_at "$PG_PORT" postgres >/dev/null <<'SQL'
 SET password_encryption = 'scram-sha-256';
-CREATE ROLE fnx LOGIN PASSWORD 'fnx_pass';
+CREATE ROLE fnx LOGIN REPLICATION PASSWORD 'fnx_pass';
 SET password_encryption = 'md5';
 CREATE ROLE fnx_md5 LOGIN PASSWORD 'md5_pass';
 SET password_encryption = 'scram-sha-256';

@@ -364,7 +364,10 @@ def test_postgres_spec(find):
     assert "pg_basebackup" in script and "--write-recovery-conf" in script  # -R
 
     p, r = pg_args(containers(primary)["postgres"]), pg_args(containers(replica)["postgres"])
-    assert p["wal_level"] == "replica" and int(p["max_wal_senders"]) >= 2 * replica["spec"]["replicas"]
+    # logical: every proxy (up to the HPA's maximum) follows the primary's changes
+    senders = 2 * replica["spec"]["replicas"] + hpa["spec"]["maxReplicas"]
+    assert p["wal_level"] == "logical" and int(p["max_wal_senders"]) >= senders
+    assert int(p["max_replication_slots"]) >= hpa["spec"]["maxReplicas"]
     # every proxy may open DB_POOL_SIZE + DB_MAX_OVERFLOW per (database, user)
     need = hpa["spec"]["maxReplicas"] * (int(cm["DB_POOL_SIZE"]) + int(cm["DB_MAX_OVERFLOW"]))
     assert int(p["max_connections"]) > need, (p["max_connections"], need)

@@ -41,7 +41,8 @@ def ready(ep, serving=False):
         s = stats(ep)
     except OSError:
         return False
-    return s.get("catalog_loaded") and (not serving or s.get("serving"))
+    return s.get("catalog_loaded") and s["wal_invalidation"]["state"] != "starting" and (
+        not serving or s.get("serving"))
 
 
 def admin(ep, method, path, body=None, token=TOKEN):
@@ -168,6 +169,9 @@ def test_hits_are_served_while_postgresql_is_unreachable(proxy, tables, stack):
         with ep.connect(autocommit=True) as c:
             until_cached(ep, c, "SELECT v FROM %s WHERE id = 1" % t)
         relay.stop()  # PostgreSQL is gone for the proxy
+        # its change stream broke with it: hits resume once the proxy has seen
+        # that the primary is down (nothing can be written then)
+        wait_until(lambda: ready(ep, serving=True), 10, what="the cache to serve again")
         with ep.connect(autocommit=True) as c:
             h0, _ = counts(ep)
             for _ in range(3):
@@ -596,6 +600,88 @@ def test_replica_results_older_than_a_write_are_passed_but_not_cached(proxy, sta
         assert sql
     finally:
         resume(ports)
+
+
+# ---------------------------------------------------------------- writes that bypass the proxy
+
+
+def wal_state(ep):
+    return stats(ep)["wal_invalidation"]
+
+
+def fresh_within(conn, sql, want, seconds=3):
+    """`sql` through the proxy answers `want` within `seconds`; returns how long it took."""
+    t0 = time.monotonic()
+    wait_until(lambda: conn.execute(sql).fetchall() == want, seconds, interval=0.005,
+               what="%r to answer %r" % (sql, want))
+    return time.monotonic() - t0
+
+
+def test_writes_that_bypass_the_proxy_invalidate_through_the_change_stream(proxy, tables):
+    ep = cached(proxy)
+    assert wal_state(ep)["state"] == "up", wal_state(ep)
+    t = tables("bp", "id int primary key, v text", "SELECT g, 'v' || g FROM generate_series(1, 10) g")
+    by_key = "SELECT v FROM %s WHERE id = 3" % t
+    other_key = "SELECT v FROM %s WHERE id = 4" % t
+    scan = "SELECT count(*), max(v) FROM %s" % t
+    with ep.connect(autocommit=True) as c, pg_super() as direct:
+        for sql in (by_key, other_key, scan):
+            until_cached(ep, c, sql)
+        direct.execute("UPDATE %s SET v = 'direct' WHERE id = 3" % t)
+        fresh_within(c, by_key, [("direct",)])
+        fresh_within(c, scan, [(10, "v9")])
+        # a keyed change leaves the other rows' entries alone
+        h0, _ = counts(ep)
+        assert c.execute(other_key).fetchall() == [("v4",)]
+        assert counts(ep)[0] == h0 + 1
+        direct.execute("INSERT INTO %s SELECT g, 'w' || g FROM generate_series(11, 12) g" % t)
+        fresh_within(c, scan, [(12, "w12")])
+        direct.execute("DELETE FROM %s WHERE id = 4" % t)
+        fresh_within(c, other_key, [])
+        until_cached(ep, c, scan)
+        direct.execute("TRUNCATE %s" % t)
+        fresh_within(c, scan, [(0, None)])
+    st = wal_state(ep)
+    assert st["transactions"] >= 4 and st["bumps"] >= 4, st
+
+
+def test_the_cache_does_not_serve_while_the_change_stream_is_lost(proxy, tables):
+    ep = cached(proxy)
+    t = tables("ls", "id int primary key, v text", "VALUES (1, 'old')")
+    sql = "SELECT v FROM %s WHERE id = 1" % t
+    with ep.connect(autocommit=True) as c, pg_super() as direct:
+        until_cached(ep, c, sql)
+        connects = wal_state(ep)["connects"]
+        # the stream is cut, then a write bypasses the proxy before it is back
+        direct.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_replication "
+                       "WHERE application_name = 'fastnext-proxy cache invalidation' "
+                       "AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = %s)",
+                       (DBNAME,))
+        direct.execute("UPDATE %s SET v = 'new' WHERE id = 1" % t)
+        # whatever the timing, the old row is never served again
+        for _ in range(50):
+            assert c.execute(sql).fetchall() == [("new",)]
+            time.sleep(0.01)
+        wait_until(lambda: wal_state(ep)["connects"] > connects, 10,
+                   what="the change stream to come back")
+        until_cached(ep, c, sql)
+    assert "lost the logical decoding stream" in ep.stderr_text()
+
+
+def test_without_logical_decoding_rights_the_cache_keeps_serving_and_says_why(proxy, tables):
+    ep = cached(proxy, POSTGRES_USER="fnx_plain", POSTGRES_PASSWORD=PASSWORDS["fnx_plain"],
+                POSTGRES_DB=DBNAME)
+    st = wal_state(ep)
+    assert st["state"] == "unavailable" and "replication role" in st["last_error"], st
+    assert stats(ep)["serving"]
+    t = tables("nr", "id int primary key, v text", "VALUES (1, 'one')")
+    with pg_super() as s:
+        s.execute("GRANT SELECT ON %s TO fnx_plain" % t)
+    with ep.connect(autocommit=True) as c:
+        until_cached(ep, c, "SELECT v FROM %s WHERE id = 1" % t)
+    assert "invalidated only by CACHE_DEFAULT_TTL" in ep.stderr_text()
+    off = cached(proxy, CACHE_WAL_INVALIDATION="false")
+    assert wal_state(off)["state"] == "off" and stats(off)["serving"]
 
 
 def test_a_ttl_hint_bounds_how_long_an_unseen_write_can_hide(proxy, tables):
