@@ -538,7 +538,9 @@ static void on_change(cdc_t *C, const char *line, size_t len)
     px_cache_rel_t rel;
     if (!px_cache_catalog_lookup(ch.relname, &rel) || rel.n_bases == 0)
         return; /* not in the catalog: nothing cached reads it */
+    /* by row, while the transaction's tags leave room for its tables too */
     if ((rel.flags & PX_CACHE_REL_INT_PK) && rel.n_bases == 1 && rel.pk_col[0] &&
+        C->n_tags + PX_CDC_MAX_KEYS + 1 <= CDC_MAX_TXN_TAGS - PX_CACHE_MAX_BASES &&
         px_cdc_parse_line(line, len, rel.pk_col, &ch) == PX_CDC_LINE_CHANGE && ch.n_keys > 0) {
         txn_add(C, px_cache_tag_scan(rel.bases[0]));
         for (int i = 0; i < ch.n_keys; i++)

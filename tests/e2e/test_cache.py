@@ -638,6 +638,14 @@ def test_writes_that_bypass_the_proxy_invalidate_through_the_change_stream(proxy
         fresh_within(c, scan, [(12, "w12")])
         direct.execute("DELETE FROM %s WHERE id = 4" % t)
         fresh_within(c, other_key, [])
+        # a bulk write invalidates its own table, not everything
+        u = tables("bq", "id int primary key")
+        until_cached(ep, c, "SELECT count(*) FROM %s" % u)
+        direct.execute("INSERT INTO %s SELECT g, 'x' FROM generate_series(100, 2099) g" % t)
+        fresh_within(c, scan, [(2011, "x")])
+        h0, _ = counts(ep)
+        assert c.execute("SELECT count(*) FROM %s" % u).fetchall() == [(0,)]
+        assert counts(ep)[0] == h0 + 1
         until_cached(ep, c, scan)
         direct.execute("TRUNCATE %s" % t)
         fresh_within(c, scan, [(0, None)])
