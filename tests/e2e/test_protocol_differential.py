@@ -345,3 +345,13 @@ def test_deallocate_in_a_multi_statement_query_keeps_protocol_statements(proxy):
         (0, [Q("SELECT 2; DEALLOCATE wq1")]),
         (0, [("D", "S", "s1"), S]),
     ])
+
+
+@pytest.mark.xfail(strict=True, reason="proxy bug: a Close of a statement sent in the same "
+                   "write as a Bind of it with the wrong parameter count: the server's 08P01 "
+                   "names the proxy's fx_ statement instead of the client's")
+def test_close_pipelined_behind_a_failing_bind_names_the_clients_statement(proxy):
+    repro(proxy, [
+        (0, [P("s1", "SELECT 1"), S]),
+        (0, [B("s1", ["9"]), ("C", "S", "s1"), S]),
+    ])
