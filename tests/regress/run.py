@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Run PostgreSQL regression SQL directly and through fastnext-proxy, and diff the outputs.
 
-For every tests/regress/sql/<name>.sql (or the names given on the command line):
+For every tests/regress/sql/<name>.sql (with --extra, tests/regress/sql-extra/ too; or the
+names given on the command line):
 
   1. a template database `regress_tmpl` is built once on the primary from setup.sql
      (test_setup.sql's tables with generated data), directly, as `postgres`;
@@ -41,12 +42,19 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 SQL_DIR = os.path.join(HERE, "sql")
+# more files of the suite, identical through the proxy too, that CI leaves out to keep its
+# run short (each file costs a database clone per variant); run them by name or --extra
+EXTRA_DIR = os.path.join(HERE, "sql-extra")
 SETUP_SQL = os.path.join(HERE, "setup.sql")
+# what the suite's \getenv abs_builddir reads: files write under its results/ (server-side
+# COPY TO, lo_export, psql's \lo_export); main() points it into --out
+BUILDDIR = HERE
 
 PG_HOST = os.environ.get("PX_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PX_PG_PORT", "0") or 0)
@@ -113,6 +121,11 @@ NORMALISE = [
 ]
 
 
+def sql_path(name):
+    p = os.path.join(SQL_DIR, name + ".sql")
+    return p if os.path.exists(p) else os.path.join(EXTRA_DIR, name + ".sql")
+
+
 def log(msg):
     print(msg, flush=True)
 
@@ -130,7 +143,7 @@ def psql_env(port, dbname, password=None):
         PGAPPNAME="pg_regress",
         # what the suite's \getenv reads: data files live in tests/regress/data
         PG_ABS_SRCDIR=HERE,
-        PG_ABS_BUILDDIR=HERE,
+        PG_ABS_BUILDDIR=BUILDDIR,
         PGTZ="PST8PDT",
         PGDATESTYLE="Postgres, MDY",
         LC_MESSAGES="C",
@@ -192,15 +205,28 @@ def build_template():
         raise RuntimeError("setup.sql failed:\n%s%s" % (r.stdout, r.stderr))
 
 
-def fresh_db(name):
-    drop_db(name)
-    admin_sql('CREATE DATABASE "%s" TEMPLATE "%s"' % (name, TEMPLATE_DB))
+def fresh_db(name, replicas=True):
+    """A new database `name` cloned from the template; with replicas, waits until they
+    have replayed it (only variants that read from replicas need that)."""
+    # one psql for the three statements (each its own -c: CREATE DATABASE cannot run in
+    # the implicit transaction of a multi-statement query)
     # The stack preloads pg_stat_statements, which turns compute_query_id on, and then
     # EXPLAIN VERBOSE prints a "Query Identifier" that hashes the OIDs of the objects a
     # file created: different in every fresh database.  pg_regress's own runs do not
     # show it either.
-    admin_sql('ALTER DATABASE "%s" SET compute_query_id = off' % name)
-    wait_replicas_caught_up()
+    stmts = [
+        'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name,
+        'CREATE DATABASE "%s" TEMPLATE "%s"' % (name, TEMPLATE_DB),
+        'ALTER DATABASE "%s" SET compute_query_id = off' % name,
+    ]
+    cmd = [PSQL, "-X", "-Atq", "-v", "ON_ERROR_STOP=1"]
+    for st in stmts:
+        cmd += ["-c", st]
+    r = subprocess.run(cmd, env=psql_env(PG_PORT, "postgres"), capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError("psql failed (%s): %s\n%s" % (r.returncode, "; ".join(stmts), r.stderr))
+    if replicas:
+        wait_replicas_caught_up()
 
 
 def roles():
@@ -341,6 +367,7 @@ def main():
     ap.add_argument("--proxy-bin", default=os.environ.get("PX_PROXY_BIN") or os.path.join(ROOT, "build", "fastnext-proxy"))
     ap.add_argument("--timeout", type=int, default=300, help="seconds per file and run")
     ap.add_argument("--proxy-env", action="append", default=[], help="KEY=VALUE for every proxy (repeatable)")
+    ap.add_argument("--extra", action="store_true", help="with no names: sql-extra/*.sql too")
     args = ap.parse_args()
 
     if not PG_PORT:
@@ -356,12 +383,20 @@ def main():
             return 2
     extra = dict(kv.split("=", 1) for kv in args.proxy_env)
 
-    names = args.names or sorted(f[:-4] for f in os.listdir(SQL_DIR) if f.endswith(".sql"))
+    def listed(d):
+        return [f[:-4] for f in os.listdir(d) if f.endswith(".sql")] if os.path.isdir(d) else []
+
+    names = args.names or sorted(listed(SQL_DIR) + (listed(EXTRA_DIR) if args.extra else []))
     for n in names:
-        if not os.path.exists(os.path.join(SQL_DIR, n + ".sql")):
+        if not os.path.exists(sql_path(n)):
             log("no such test: %s" % n)
             return 2
     os.makedirs(args.out, exist_ok=True)
+    global BUILDDIR
+    BUILDDIR = os.path.abspath(os.path.join(args.out, "builddir"))
+    results_dir = os.path.join(BUILDDIR, "results")
+    os.makedirs(results_dir, exist_ok=True)
+    os.chmod(results_dir, 0o777)  # the server (user postgres) writes there too
 
     log("building template database %s from setup.sql" % TEMPLATE_DB)
     build_template()
@@ -373,10 +408,33 @@ def main():
     def run_variant(variant, port, password, proxy=None):
         vdir = os.path.join(args.out, variant)
         os.makedirs(vdir, exist_ok=True)
-        for n in names:
+        # the next file's database is cloned (and the replicas wait for) while this file
+        # runs: CREATE DATABASE costs about as much as an average file
+        pending = {}
+
+        def prepare(i):
+            if i < len(names):
+                errors = []
+
+                def clone():
+                    try:
+                        fresh_db("regress_" + names[i], "replicas" in variant)
+                    except Exception as e:  # raised again in the main thread
+                        errors.append(e)
+
+                t = threading.Thread(target=clone)
+                t.start()
+                pending[i] = (t, errors)
+
+        prepare(0)
+        for i, n in enumerate(names):
             db = "regress_" + n
-            fresh_db(db)
-            out, rc, took = run_file(os.path.join(SQL_DIR, n + ".sql"), port, db, password, args.timeout)
+            t, errors = pending.pop(i)
+            t.join()
+            if errors:
+                raise errors[0]
+            prepare(i + 1)
+            out, rc, took = run_file(sql_path(n), port, db, password, args.timeout)
             rollback_prepared()
             drop_db(db)
             drop_new_roles(base_roles)
@@ -408,6 +466,8 @@ def main():
             log("  %-16s %-24s %-10s %.1fs" % (variant, n, status, took))
             if proxy is not None and not proxy.alive():
                 log("proxy died (exit %s); see %s" % (proxy.proc.returncode, proxy.stderr_path))
+                for t, _ in pending.values():
+                    t.join()
                 return False
         return True
 
