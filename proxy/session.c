@@ -1309,49 +1309,19 @@ static const char *session_state(px_client_t *c, const px_set_stmt_t *set, const
     return look ? px_sqlscan_session_state_full((const char *)sql, n) : NULL;
 }
 
-void px_client_sets_on_command(px_client_t *c, px_span_t body)
+/* The noted statements of the current unit (wait == 0) that the server
+ * confirmed become the client's settings and leave the list; with
+ * @p unit_ended the unit's unconfirmed ones go too (they failed or never
+ * ran). False when out of memory. */
+static bool sets_apply_done(px_client_t *c, bool unit_ended)
 {
     struct px_client_sets *ps = c->sets;
-    px_span_t tag;
-    if (!ps || !px_codec_parse_command_complete(body, &tag))
-        return;
-    if ((tag.n == 3 && memcmp(tag.p, "SET", 3) == 0) ||
-        (tag.n == 5 && memcmp(tag.p, "RESET", 5) == 0)) {
-        if (ps->confirmed < ps->n)
-            ps->confirmed++;
-    } else if (tag.n == 8 && memcmp(tag.p, "ROLLBACK", 8) == 0) {
-        sets_drop_current(ps); /* the transaction's SETs are undone */
-    }
-}
-
-void px_client_sets_on_error(px_client_t *c)
-{
-    /* the statement failed, or its transaction will roll back; units
-     * pipelined behind it keep theirs */
-    if (c->sets)
-        sets_drop_current(c->sets);
-}
-
-void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
-{
-    struct px_client_sets *ps = c->sets;
-    if (!ps)
-        return;
-    /* statements of units pipelined behind this one wait for their own */
     int done = 0;
     while (done < ps->n && ps->item[done].wait == 0)
         done++;
-    if (status == 'T' || status == 'E') {
-        if (status == 'E')
-            sets_drop_current(ps);
-        for (int i = 0; i < ps->n; i++)
-            if (ps->item[i].wait > 0)
-                ps->item[i].wait--;
-        return;
-    }
+    bool ok = true;
     /* a SET is kept under PX_PARAM_SQL + name, beside the startup value of
      * the same name (which a RESET brings back) */
-    bool ok = true;
     for (int i = 0; i < ps->confirmed && i < done && ok && !c->pinned; i++) {
         char key[66];
         key[0] = PX_PARAM_SQL;
@@ -1389,7 +1359,62 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
             break;
         }
     }
-    sets_drop_current(ps);
+    if (unit_ended) {
+        sets_drop_current(ps);
+        return ok;
+    }
+    int k = ps->confirmed < done ? ps->confirmed : done;
+    for (int i = 0; i < k; i++)
+        free(ps->item[i].value);
+    memmove(&ps->item[0], &ps->item[k], sizeof(ps->item[0]) * (size_t)(ps->n - k));
+    ps->n -= k;
+    ps->confirmed -= k;
+    return ok;
+}
+
+void px_client_sets_on_command(px_client_t *c, px_span_t body)
+{
+    struct px_client_sets *ps = c->sets;
+    px_span_t tag;
+    if (!ps || !px_codec_parse_command_complete(body, &tag))
+        return;
+    if ((tag.n == 3 && memcmp(tag.p, "SET", 3) == 0) ||
+        (tag.n == 5 && memcmp(tag.p, "RESET", 5) == 0)) {
+        if (ps->confirmed < ps->n)
+            ps->confirmed++;
+    } else if (tag.n == 8 && memcmp(tag.p, "ROLLBACK", 8) == 0) {
+        sets_drop_current(ps); /* the transaction's SETs are undone */
+    } else if (tag.n == 6 && memcmp(tag.p, "COMMIT", 6) == 0) {
+        /* they hold now, whatever follows (COMMIT AND CHAIN opens another
+         * transaction, whose ROLLBACK must not undo them) */
+        if (!sets_apply_done(c, false))
+            pin(c, "out of memory");
+    }
+}
+
+void px_client_sets_on_error(px_client_t *c)
+{
+    /* the statement failed, or its transaction will roll back; units
+     * pipelined behind it keep theirs */
+    if (c->sets)
+        sets_drop_current(c->sets);
+}
+
+void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
+{
+    struct px_client_sets *ps = c->sets;
+    if (!ps)
+        return;
+    /* statements of units pipelined behind this one wait for their own */
+    if (status == 'T' || status == 'E') {
+        if (status == 'E')
+            sets_drop_current(ps);
+        for (int i = 0; i < ps->n; i++)
+            if (ps->item[i].wait > 0)
+                ps->item[i].wait--;
+        return;
+    }
+    bool ok = sets_apply_done(c, true);
     for (int i = 0; i < ps->n; i++)
         ps->item[i].wait--;
     if (ps->n == 0)
