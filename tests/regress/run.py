@@ -341,8 +341,33 @@ def normalise(text):
     return text
 
 
-def run_file(path, port, dbname, password, timeout):
+# --noise: a second client in the file's database, through the same proxy, runs short
+# statements back to back while the file runs, so the pool holds more than one server
+# connection and the file's client lands on different ones between its transactions (with
+# one client the pool never grows past one connection and nothing has to move)
+NOISE_SQL = "SELECT pg_sleep(0.003);\n" * 30000
+
+
+def start_noise(port, dbname, password, workdir):
+    path = os.path.join(workdir, "noise.sql")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(NOISE_SQL)
+    env = psql_env(port, dbname, password)
+    env["PGAPPNAME"] = "noise"
+    p = subprocess.Popen(
+        [PSQL, "-X", "-q", "-o", os.devnull, "-f", path],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.05)
+    return p
+
+
+def run_file(path, port, dbname, password, timeout, noise_dir=None):
     t0 = time.monotonic()
+    noise = start_noise(port, dbname, password, noise_dir) if noise_dir else None
     try:
         r = subprocess.run(
             [PSQL, "-X", "-a", "-q", "-v", "ON_ERROR_STOP=0", "-f", path],
@@ -356,6 +381,10 @@ def run_file(path, port, dbname, password, timeout):
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode("utf-8", "replace") + "\n*** TIMEOUT after %ss ***\n" % timeout
         rc = -1
+    finally:
+        if noise is not None:
+            noise.kill()
+            noise.wait()
     return out, rc, time.monotonic() - t0
 
 
@@ -368,6 +397,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=300, help="seconds per file and run")
     ap.add_argument("--proxy-env", action="append", default=[], help="KEY=VALUE for every proxy (repeatable)")
     ap.add_argument("--extra", action="store_true", help="with no names: sql-extra/*.sql too")
+    ap.add_argument("--noise", action="store_true",
+                    help="a second client in the same database while a file runs through the proxy")
     args = ap.parse_args()
 
     if not PG_PORT:
@@ -434,7 +465,10 @@ def main():
             if errors:
                 raise errors[0]
             prepare(i + 1)
-            out, rc, took = run_file(sql_path(n), port, db, password, args.timeout)
+            out, rc, took = run_file(
+                sql_path(n), port, db, password, args.timeout,
+                args.out if (args.noise and proxy is not None) else None,
+            )
             rollback_prepared()
             drop_db(db)
             drop_new_roles(base_roles)
