@@ -1399,6 +1399,25 @@ def _fit_binds_before_a_close(seq):
     return dict(seq, steps=steps)
 
 
+def _discard_all_query_ends_its_write(seq):
+    """A DISCARD ALL Query is the last message of its write: a Bind
+    pipelined behind a DISCARD ALL that fails (inside a transaction) gets the
+    proxy's 26000 instead of the server's 25P02, as if the statements were
+    already gone (bug, see
+    test_bind_pipelined_behind_a_failing_discard_all_gets_the_servers_error)."""
+    steps = []
+    for c, batch in seq["steps"]:
+        cur = []
+        for m in batch:
+            cur.append(m)
+            if m[0] == "Q" and re.search(r"\bDISCARD\s+ALL\b", m[1], re.I):
+                steps.append((c, cur))
+                cur = []
+        if cur:
+            steps.append((c, cur))
+    return dict(seq, steps=steps)
+
+
 # Known proxy bugs the committed seeds steer around (see the xfail tests):
 # each maps a sequence to one without the trigger.
 AVOID = {
@@ -1413,6 +1432,7 @@ AVOID = {
     "shared_text_param_count": _shared_text_binds_fit,
     "parse_of_discard_all": _discard_all_parse_is_executed,
     "close_behind_failing_bind": _fit_binds_before_a_close,
+    "discard_all_pipelined": _discard_all_query_ends_its_write,
 }
 KNOWN_BUGS = tuple(AVOID)
 

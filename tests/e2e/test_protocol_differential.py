@@ -355,3 +355,13 @@ def test_close_pipelined_behind_a_failing_bind_names_the_clients_statement(proxy
         (0, [P("s1", "SELECT 1"), S]),
         (0, [B("s1", ["9"]), ("C", "S", "s1"), S]),
     ])
+
+
+@pytest.mark.xfail(strict=True, reason="proxy bug: a Bind pipelined behind a DISCARD ALL that "
+                   "fails (inside a transaction) gets the proxy's 26000 instead of the server's "
+                   "25P02: the statements are dropped before DISCARD ALL has run")
+def test_bind_pipelined_behind_a_failing_discard_all_gets_the_servers_error(proxy):
+    repro(proxy, [
+        (0, [P("s1", "SELECT 3 AS p"), S]),
+        (0, [Q("BEGIN"), Q("DISCARD ALL"), B("s1"), E(), S]),
+    ])
