@@ -200,8 +200,11 @@ static bool put_str(char *sql, size_t cap, size_t *len, const char *s)
 /* Startup values are raw setting strings, not SQL: set_config() takes them
  * the way the server takes startup parameters (a list setting such as
  * search_path keeps its commas), where SET 'a,b' would make one element. */
-size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql, size_t cap)
+size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql, size_t cap,
+                          bool *overflow)
 {
+    if (overflow)
+        *overflow = false;
     size_t len = 0;
     const char *n, *v;
     int off = 0;
@@ -278,6 +281,8 @@ size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char
 full:
     if (cap)
         sql[0] = 0; /* never leave a cut-off statement behind */
+    if (overflow)
+        *overflow = true;
     return 0;
 }
 

@@ -609,8 +609,13 @@ bool px_params_set(px_params_t *p, const char *name, size_t nlen, const char *va
                    size_t vlen) PX_MUSTCHECK_INT;
 const char *px_params_get(const px_params_t *p, const char *name);
 bool px_params_copy(px_params_t *dst, const px_params_t *src) PX_MUSTCHECK_INT;
-/** Append to @p sql the SET/RESET statements turning @p have into @p want. */
-size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql, size_t cap);
+/**
+ * Write to @p sql the SET/RESET statements turning @p have into @p want; 0
+ * and "" when there is nothing to do, or (with *@p overflow set) when they do
+ * not fit in @p cap. @p overflow may be NULL.
+ */
+size_t px_params_diff_sql(const px_params_t *have, const px_params_t *want, char *sql, size_t cap,
+                          bool *overflow);
 bool px_params_is_tracked(const char *name);
 /** Parse "-c a=b --c=d" startup options into @p p. False on malformed options. */
 bool px_params_parse_options(px_params_t *p, const char *opts, size_t len) PX_MUSTCHECK_INT;
@@ -636,6 +641,7 @@ void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key);
 void px_client_check_timeouts(px_worker_t *w, uint64_t now);
 /** CommandComplete / ErrorResponse / ReadyForQuery reach a client with SETs in flight. */
 void px_client_sets_on_command(px_client_t *c, px_span_t body);
+void px_client_sets_on_param(px_client_t *c, px_span_t body);
 void px_client_sets_on_error(px_client_t *c);
 void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
 /** A statement's CommandComplete (@p body) or ErrorResponse (@p body NULL) reaches the client. */

@@ -791,8 +791,8 @@ void px_server_process(px_server_t *s)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool login = s->state == PX_SERVER_LOGIN;
-        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'T' || !c ||
-                       (hdr.type == 'C' && (c->sets || c->digest_id));
+        bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'T' ||
+                       hdr.type == 'S' || !c || (hdr.type == 'C' && (c->sets || c->digest_id));
         if (inspect && avail < whole) {
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
                 px_server_close(s, "out of memory");
@@ -860,6 +860,10 @@ void px_server_process(px_server_t *s)
             }
             break;
         }
+        case 'S':
+            if (c && forward)
+                px_client_sets_on_param(c, body);
+            break;
         case 'C':
             if (c && forward && c->sets)
                 px_client_sets_on_command(c, body);

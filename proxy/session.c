@@ -809,8 +809,9 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_metrics_observe_pool_wait(w->index, (double)waited / 1000.0);
     if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
         char sql[8192];
-        size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(sql));
-        if (n == 0 && sql[0] == 0 && c->params.count > 0 && s->applied.hash != c->params.hash) {
+        bool overflow;
+        size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(sql), &overflow);
+        if (overflow) {
             /* differs but did not fit: never record settings as applied
              * that were not sent */
             px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
@@ -1372,6 +1373,50 @@ static bool sets_apply_done(px_client_t *c, bool unit_ended)
     return ok;
 }
 
+/*
+ * ParameterStatus from the server while the client runs. A SET of DateStyle
+ * merges into the value in force ("SET datestyle TO dmy" after "sql" gives
+ * "SQL, DMY"), so replaying the text as written elsewhere would lose a part:
+ * the value the server reports is what is kept instead.
+ */
+void px_client_sets_on_param(px_client_t *c, px_span_t body)
+{
+    px_span_t name, value;
+    if (c->pinned || !px_codec_parse_param_status(body, &name, &value) || name.n != 9 ||
+        strncasecmp((const char *)name.p, "datestyle", 9) != 0)
+        return;
+    char lit[200];
+    size_t n = 0;
+    lit[n++] = PX_PARAM_SQL;
+    lit[n++] = '\'';
+    for (size_t i = 0; i < value.n; i++) {
+        if (n + 4 >= sizeof lit || value.p[i] == 0)
+            return;
+        if (value.p[i] == '\'')
+            lit[n++] = '\'';
+        lit[n++] = (char)value.p[i];
+    }
+    lit[n++] = '\'';
+    lit[n] = '\0';
+    struct px_client_sets *ps = c->sets;
+    for (int i = ps ? ps->n - 1 : -1; i >= 0; i--) {
+        if (ps->item[i].wait != 0 || strcmp(ps->item[i].name, "datestyle") != 0)
+            continue;
+        if (ps->item[i].kind == PX_SET_VALUE) {
+            char *v = strdup(lit);
+            if (v) {
+                free(ps->item[i].value);
+                ps->item[i].value = v;
+            }
+        }
+        return; /* the unit's own SET or RESET decides */
+    }
+    /* already kept (its transaction committed before this report) */
+    static const char key[] = {PX_PARAM_SQL, 'd', 'a', 't', 'e', 's', 't', 'y', 'l', 'e', 0};
+    if (px_params_get(&c->params, key) && !px_params_set(&c->params, key, strlen(key), lit, n))
+        pin(c, "out of memory");
+}
+
 void px_client_sets_on_command(px_client_t *c, px_span_t body)
 {
     struct px_client_sets *ps = c->sets;
@@ -1474,7 +1519,7 @@ static char *restore_sql(px_client_t *c, const px_set_stmt_t *set)
     char *out = NULL;
     if (want.count > 0 && (out = malloc(8192))) {
         px_params_t none = {0};
-        if (px_params_diff_sql(&none, &want, out, 8192) == 0) {
+        if (px_params_diff_sql(&none, &want, out, 8192, NULL) == 0) {
             free(out);
             out = NULL;
         }
@@ -1694,8 +1739,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             if (why)
                 pin(c, why);
             if (look && c->tx_status != 'E' &&
-                px_sqlscan_drops_statements((const char *)sql.p, sql.n) &&
-                !(is_dealloc(c, sql, &all, name, sizeof(name)) && !all) &&
+                px_sqlscan_drops_all_statements((const char *)sql.p, sql.n) &&
                 !(c->tx_status == 'T' && is_discard_all(sql))) {
                 /* DISCARD ALL / DEALLOCATE ALL on the server: from now on the
                  * proxy does not know which statements the connection has

@@ -38,6 +38,7 @@ class Churn:
                 while not self.stop.is_set():
                     assert norm(c.execute("SHOW search_path").fetchone()[0]) == '"$user",public'
                     assert c.execute("SHOW statement_timeout").fetchone()[0] == "0"
+                    assert c.execute("SHOW DateStyle").fetchone()[0] == "ISO, MDY"
         except Exception as e:  # reported by the test
             self.errors.append(e)
 
@@ -88,6 +89,35 @@ def test_a_session_set_follows_the_client_to_every_server_connection(proxy):
         pids = backends_seen(a, 60, check)
     if not ep.direct:
         assert len(pids) > 1, "the client never moved: the test proves nothing"
+    assert pins(ep) == 0
+
+
+def test_datestyle_sets_merge_as_in_postgresql_wherever_the_client_runs(proxy):
+    """SET DateStyle merges into the value in force: 'sql' then 'dmy' is
+    'SQL, DMY', and 'dmy' over a startup 'Postgres, MDY' is 'Postgres, DMY'."""
+    ep = pool(proxy)
+    with Churn(ep), ep.connect(autocommit=True) as a, \
+            ep.connect(autocommit=True, options="-c DateStyle=Postgres,MDY") as b:
+        a.execute("SET datestyle TO sql")
+        a.execute("SET datestyle TO dmy")
+        b.execute("SET datestyle TO dmy")
+
+        def check():
+            assert a.execute("SHOW DateStyle").fetchone()[0] == "SQL, DMY"
+            assert b.execute("SHOW DateStyle").fetchone()[0] == "Postgres, DMY"
+
+        pids = backends_seen(a, 40, check) | backends_seen(b, 40, check)
+        with a.transaction():
+            a.execute("SET datestyle TO german")
+        b.execute("RESET datestyle")
+
+        def check2():
+            assert a.execute("SHOW DateStyle").fetchone()[0] == "German, DMY"
+            assert b.execute("SHOW DateStyle").fetchone()[0] == "Postgres, MDY"
+
+        pids |= backends_seen(a, 40, check2)
+    if not ep.direct:
+        assert len(pids) > 1, "the clients never moved: the test proves nothing"
     assert pins(ep) == 0
 
 

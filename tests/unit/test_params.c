@@ -47,7 +47,7 @@ static const char *diff(const px_params_t *have, const px_params_t *want, size_t
     static char out[8192];
     char *b = malloc(sizeof(out));
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    size_t n = px_params_diff_sql(have, want, b, sizeof(out));
+    size_t n = px_params_diff_sql(have, want, b, sizeof(out), NULL);
     CU_ASSERT_EQUAL(n, strlen(b));
     memcpy(out, b, n + 1);
     free(b);
@@ -410,8 +410,9 @@ static void test_diff_returns_zero_and_empty_string_when_cap_is_too_small(void)
         char *b = malloc(cap);
         CU_ASSERT_PTR_NOT_NULL_FATAL(b);
         memset(b, 'Z', cap);
-        size_t n = px_params_diff_sql(&have, &want, b, cap);
-        if (n != 0 || b[0] != 0)
+        bool overflow = false;
+        size_t n = px_params_diff_sql(&have, &want, b, cap, &overflow);
+        if (n != 0 || b[0] != 0 || !overflow)
             bad++;
         free(b);
     }
@@ -419,7 +420,9 @@ static void test_diff_returns_zero_and_empty_string_when_cap_is_too_small(void)
     /* and one more byte is enough */
     char *b = malloc(need + 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    CU_ASSERT_EQUAL(px_params_diff_sql(&have, &want, b, need + 1), need);
+    bool overflow = true;
+    CU_ASSERT_EQUAL(px_params_diff_sql(&have, &want, b, need + 1, &overflow), need);
+    CU_ASSERT(!overflow);
     CU_ASSERT_EQUAL(strlen(b), need);
     free(b);
     px_params_free(&have);
@@ -431,7 +434,7 @@ static void test_diff_with_zero_cap_writes_nothing(void)
     px_params_t have = {0}, want = {0};
     set_ok(&want, "a", "1");
     char b[1] = {'Z'};
-    CU_ASSERT_EQUAL(px_params_diff_sql(&have, &want, b, 0), 0);
+    CU_ASSERT_EQUAL(px_params_diff_sql(&have, &want, b, 0, NULL), 0);
     CU_ASSERT_EQUAL(b[0], 'Z');
     px_params_free(&want);
 }
