@@ -135,6 +135,7 @@ static void link_client(px_server_t *s, px_client_t *c)
 {
     px_server_set_state(s, PX_SERVER_ACTIVE);
     s->deadline = 0;
+    s->lends++;
     px_client_on_server(c, s);
 }
 
@@ -144,6 +145,17 @@ bool px_pool_checkout(px_pool_t *pool, px_client_t *c)
     px_config_t *cfg = px_worker_cfg(w);
     uint64_t now = px_now(w);
     uint64_t check_ms = (uint64_t)(cfg->server_idle_check * 1000.0);
+    if (c->seq_want) {
+        /* currval()/lastval() read the session's sequence state: the
+         * connection of the client's last transaction, if nobody used it since */
+        for (px_list_t *l = pool->idle.next; l != &pool->idle; l = l->next) {
+            px_server_t *s = px_container_of(l, px_server_t, link);
+            if (s->id == c->seq_sid && s->lends == c->seq_lends) {
+                link_client(s, c);
+                return true;
+            }
+        }
+    }
     while (!px_list_empty(&pool->idle)) {
         px_server_t *s = px_container_of(pool->idle.next, px_server_t, link);
         if (now - s->last_used > check_ms) {

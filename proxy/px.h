@@ -331,6 +331,9 @@ struct px_client {
     uint8_t route;                 /* px_route_verdict_t of the current transaction */
     bool skip_till_sync;           /* the proxy raised an error in this batch: drop to Sync */
     bool unit_done;                /* a replica-routed unit has been sent in full */
+    bool seq_want;                 /* the unit reads currval()/lastval(): see seq_sid */
+    uint32_t seq_sid;              /* server connection of its last transaction (id) */
+    uint64_t seq_lends;            /* that connection's lends when it was given back */
     bool unsynced;                 /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;               /* the server asked for COPY data */
     bool exec_open;                /* an Execute sent since the last CopyDone/CopyFail */
@@ -376,7 +379,8 @@ struct px_server {
     uint32_t bound_name;      /* px_stmt_name_hash of the client's statement name */
     px_stmt_key_t bound_key;
     px_params_t applied; /* settings the proxy has SET on this connection */
-    uint32_t id;         /* proxy-local id for logs */
+    uint32_t id;         /* proxy-local id for logs (unique in its worker) */
+    uint64_t lends;      /* times given to a client */
     uint32_t be_pid;     /* BackendKeyData from PostgreSQL, for cancels */
     uint32_t be_key;
     uint64_t last_used;            /* loop ms when last released */

@@ -1016,6 +1016,8 @@ void px_server_process(px_server_t *s)
         s->client = NULL;
         s->ignore_till_sync = false;
         s->shape_wait = false;
+        c->seq_sid = s->id;
+        c->seq_lends = s->lends;
         px_route_done(c, s->pool, (px_route_verdict_t)c->route);
         c->unit_done = false;
         px_client_set_state(c, PX_CLIENT_IDLE);

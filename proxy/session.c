@@ -798,6 +798,34 @@ void px_client_resume(px_client_t *c)
     }
 }
 
+static bool mentions_sequence_state(const char *sql, size_t n)
+{
+    return px_sqlscan_mentions(sql, n, "currval") || px_sqlscan_mentions(sql, n, "lastval");
+}
+
+/* Whether the first message of a transaction reads the session's sequence
+ * state (currval(), lastval()): a Query or Parse whose text mentions them, or
+ * a Bind of a statement whose text does. */
+static bool reads_sequence_state(const px_client_t *c, uint8_t type, px_span_t body)
+{
+    px_span_t sql, stmt, portal;
+    int np;
+    if (type == 'Q')
+        return px_codec_parse_query(body, &sql) &&
+               mentions_sequence_state((const char *)sql.p, sql.n);
+    if (type == 'P')
+        return px_codec_parse_parse(body, &stmt, &sql, &np) &&
+               mentions_sequence_state((const char *)sql.p, sql.n);
+    if (type != 'B' || !px_codec_parse_bind_names(body, &portal, &stmt))
+        return false;
+    const px_stmt_t *st =
+        stmt.n > 0 ? px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n) : c->unnamed;
+    if (!st)
+        return false;
+    return mentions_sequence_state((const char *)st->rest,
+                                   strnlen((const char *)st->rest, st->rest_len));
+}
+
 void px_client_on_server(px_client_t *c, px_server_t *s)
 {
     px_worker_t *w = c->io.w;
@@ -829,6 +857,21 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
         if (!px_params_copy(&s->applied, &c->params)) {
             px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
             return;
+        }
+    }
+    if (c->seq_want) {
+        c->seq_want = false;
+        if ((s->id != c->seq_sid || s->lends != c->seq_lends + 1) && !c->pinned) {
+            /* the client's sequence state is on a connection someone else
+             * has used since: PostgreSQL's "not yet defined in this session"
+             * beats another client's value */
+            px_sender_t snd;
+            px_sender_init(&snd, &s->io);
+            if (!px_server_inject(s, &snd, "DISCARD SEQUENCES", PX_REQ_SKIP_QUERY) ||
+                px_sender_flush(&snd) != 0) {
+                px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
+                return;
+            }
         }
     }
     px_client_process(c);
@@ -2148,6 +2191,7 @@ void px_client_process(px_client_t *c)
                 px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
                 return;
             }
+            c->seq_want = c->seq_sid != 0 && reads_sequence_state(c, hdr.type, body);
             px_route_verdict_t verdict;
             px_pool_t *target = px_route_pick(c, &verdict);
             c->route = (uint8_t)verdict;

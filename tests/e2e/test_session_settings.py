@@ -322,3 +322,59 @@ def test_reset_of_startup_timezone_and_datestyle_matches_postgresql(proxy, stack
     assert outs[0] == ["Postgres, MDY", "PST8PDT", "Postgres, MDY", "PST8PDT", "PST8PDT",
                        "Postgres, MDY", "PST8PDT"], outs[0]
     assert outs[1] == outs[0]
+
+
+def test_currval_and_lastval_never_answer_another_clients_value(proxy):
+    """nextval() leaves its value in the session (currval, lastval): a client's
+    next transaction that reads them gets the connection of its last one when
+    nobody used it since, and otherwise PostgreSQL's own "not yet defined in
+    this session", never the value another client drew there."""
+    ep = pool(proxy)
+    seq, t = unique("sq"), unique("sqt")
+    with pg_super() as s:
+        s.execute("CREATE SEQUENCE %s" % seq)
+        s.execute("CREATE TABLE %s (id serial PRIMARY KEY, v int)" % t)
+        s.execute("GRANT ALL ON SEQUENCE %s, %s_id_seq TO fnx" % (seq, t))
+        s.execute("GRANT ALL ON %s TO fnx" % t)
+    try:
+        with ep.connect(autocommit=True) as a:
+            # quiet: the connection is there, unused
+            n = a.execute("SELECT nextval('%s')" % seq).fetchone()[0]
+            assert a.execute("SELECT currval('%s')" % seq).fetchone()[0] == n
+            assert a.execute("SELECT lastval()").fetchone()[0] == n
+            # busy: others draw from the same sequences on every connection
+            stop, errors = threading.Event(), []
+
+            def draw():
+                try:
+                    with ep.connect(autocommit=True) as b:
+                        while not stop.is_set():
+                            b.execute("SELECT nextval('%s')" % seq)
+                            b.execute("INSERT INTO %s (v) VALUES (0)" % t)
+                except Exception as e:  # reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=draw) for _ in range(3)]
+            for th in threads:
+                th.start()
+            answered = undefined = 0
+            try:
+                for i in range(60):
+                    new_id = a.execute("INSERT INTO %s (v) VALUES (%d) RETURNING id"
+                                       % (t, i)).fetchone()[0]
+                    try:
+                        assert a.execute("SELECT lastval()").fetchone()[0] == new_id
+                        assert a.execute("SELECT currval('%s_id_seq')" % t).fetchone()[0] == new_id
+                        answered += 1
+                    except psycopg.errors.ObjectNotInPrerequisiteState:
+                        undefined += 1
+            finally:
+                stop.set()
+                for th in threads:
+                    th.join(10)
+            assert not errors, errors[:3]
+            assert answered > 0, (answered, undefined)
+    finally:
+        with pg_super() as s:
+            s.execute("DROP TABLE IF EXISTS %s" % t)
+            s.execute("DROP SEQUENCE IF EXISTS %s" % seq)
