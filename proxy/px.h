@@ -392,6 +392,9 @@ struct px_server {
     bool tls_asked;                /* SSLRequest sent, waiting for its one-byte answer */
 };
 
+/** Largest message accepted from PostgreSQL (its MaxAllocSize plus framing). */
+#define PX_SERVER_MAX_MESSAGE (0x40000000u + 1024u)
+
 /* ---- pools ------------------------------------------------------------------ */
 
 typedef struct px_welcome_param {

@@ -782,7 +782,10 @@ void px_server_process(px_server_t *s)
             continue;
         }
         px_msg_hdr_t hdr;
-        px_codec_status_t rc = px_codec_peek_header(p, avail, cfg->max_message_size, &hdr);
+        /* MAX_MESSAGE_SIZE caps what clients send; PostgreSQL's own messages
+         * go up to its 1 GB allocation limit (a DataRow of a big value) and
+         * stream through, only the few the proxy reads are held whole */
+        px_codec_status_t rc = px_codec_peek_header(p, avail, PX_SERVER_MAX_MESSAGE, &hdr);
         if (rc == PX_CODEC_NEED_MORE)
             break;
         if (rc == PX_CODEC_ERROR) {
