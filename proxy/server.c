@@ -797,6 +797,14 @@ void px_server_process(px_server_t *s)
         bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'T' ||
                        hdr.type == 'S' || !c || (hdr.type == 'C' && (c->sets || c->digest_id));
         if (inspect && avail < whole) {
+            /* making room moves the buffer's bytes: what is queued from it
+             * goes out first (queued spans point into it) */
+            if (c && to_client.n > 0) {
+                if (c->retry)
+                    px_client_retry_disarm(c); /* reply bytes reach the client now */
+                if (px_sender_flush(&to_client) != 0)
+                    goto client_broken;
+            }
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
                 px_server_close(s, "out of memory");
                 return;

@@ -2128,6 +2128,10 @@ void px_client_process(px_client_t *c)
                         (hdr.type == 'D' || hdr.type == 'C' ||
                          (hdr.type == 'B' && bind_names_statement(p, avail))));
         if (inspect && avail < whole) {
+            /* making room moves the buffer's bytes: what is queued from it
+             * goes out first (queued spans point into it) */
+            if (s && to_server.n > 0 && px_sender_flush(&to_server) != 0)
+                goto server_broken;
             if (!px_iobuf_reserve(w, &c->io.in, whole)) {
                 px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
                 return;
