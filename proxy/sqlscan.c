@@ -528,7 +528,7 @@ bool px_sqlscan_mentions(const char *sql, size_t len, const char *word)
     return false;
 }
 
-bool px_sqlscan_drops_statements(const char *sql, size_t len)
+static bool drops_impl(const char *sql, size_t len, bool all_only)
 {
     bool either = false;
     for (size_t i = 0; i < len && !either; i++)
@@ -556,8 +556,22 @@ bool px_sqlscan_drops_statements(const char *sql, size_t len)
         }
         char w[32];
         if (read_word(&s, w, sizeof(w))) {
-            if (at_start && strcmp(w, "deallocate") == 0)
-                return true;
+            if (at_start && strcmp(w, "deallocate") == 0) {
+                if (!all_only)
+                    return true;
+                /* DEALLOCATE [PREPARE] ALL; one name drops only that one */
+                char w2[16] = "";
+                skip_space(&s);
+                read_word(&s, w2, sizeof(w2));
+                if (strcmp(w2, "prepare") == 0) {
+                    skip_space(&s);
+                    read_word(&s, w2, sizeof(w2));
+                }
+                if (strcmp(w2, "all") == 0)
+                    return true;
+                at_start = false;
+                continue;
+            }
             if (at_start && strcmp(w, "discard") == 0) {
                 /* DISCARD ALL drops statements; PLANS, TEMP, SEQUENCES do not */
                 char w2[16] = "";
@@ -575,6 +589,16 @@ bool px_sqlscan_drops_statements(const char *sql, size_t len)
         s.i++;
     }
     return false;
+}
+
+bool px_sqlscan_drops_statements(const char *sql, size_t len)
+{
+    return drops_impl(sql, len, false);
+}
+
+bool px_sqlscan_drops_all_statements(const char *sql, size_t len)
+{
+    return drops_impl(sql, len, true);
 }
 
 /* ---- session SET statements the proxy can replay ----------------------------- */

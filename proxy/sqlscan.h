@@ -46,6 +46,12 @@ bool px_sqlscan_mentions(const char *sql, size_t len, const char *word);
  */
 bool px_sqlscan_drops_statements(const char *sql, size_t len);
 
+/**
+ * Whether any statement in @p sql is DEALLOCATE [PREPARE] ALL or DISCARD ALL
+ * (which remove every prepared statement of the connection).
+ */
+bool px_sqlscan_drops_all_statements(const char *sql, size_t len);
+
 /** A session setting statement the proxy can carry to other server connections. */
 typedef enum px_set_kind {
     PX_SET_NONE = 0,

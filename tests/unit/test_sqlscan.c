@@ -841,6 +841,29 @@ static void test_quick_pass_never_hides_what_the_full_scan_finds(void)
     CU_ASSERT(flagged > 5000);
 }
 
+static void test_only_deallocate_all_and_discard_all_drop_every_statement(void)
+{
+    static const char *const all[] = {
+        "DEALLOCATE ALL",
+        "deallocate prepare all;",
+        "SELECT 1; DEALLOCATE ALL",
+        "discard  all",
+        "BEGIN; SELECT 2; DISCARD ALL; COMMIT",
+    };
+    static const char *const some[] = {
+        "DEALLOCATE p",
+        "SELECT 2; DEALLOCATE wq1",
+        "DEALLOCATE PREPARE \"all\"",
+        "DISCARD PLANS",
+        "SELECT 'DEALLOCATE ALL'",
+        "DEALLOCATE allx",
+    };
+    for (size_t i = 0; i < N_OF(all); i++)
+        CU_ASSERT(px_sqlscan_drops_all_statements(all[i], strlen(all[i])));
+    for (size_t i = 0; i < N_OF(some); i++)
+        CU_ASSERT(!px_sqlscan_drops_all_statements(some[i], strlen(some[i])));
+}
+
 static void test_quick_pass_rules_out_ordinary_queries(void)
 {
     static const char *const plain[] = {
@@ -946,6 +969,7 @@ static const test_entry_t regression_tests[] = {
 static const test_entry_t quick_pass_tests[] = {
     T(test_quick_pass_never_hides_what_the_full_scan_finds),
     T(test_quick_pass_rules_out_ordinary_queries),
+    T(test_only_deallocate_all_and_discard_all_drop_every_statement),
     T(test_quick_pass_remembers_each_text_exactly),
 };
 
