@@ -300,6 +300,12 @@ void px_pool_server_ready(px_server_t *s)
 
 void px_pool_release(px_server_t *s)
 {
+    if (s->cancel) {
+        /* a cancel for the query it ran may still reach its backend: no
+         * other client's query until the postmaster has handled it */
+        s->cancel_hold = true;
+        return;
+    }
     s->last_used = px_now(s->io.w);
     place(s);
 }

@@ -378,10 +378,12 @@ struct px_server {
     uint32_t bound_portal;    /* px_stmt_name_hash of that Bind's portal name */
     uint32_t bound_name;      /* px_stmt_name_hash of the client's statement name */
     px_stmt_key_t bound_key;
-    px_params_t applied; /* settings the proxy has SET on this connection */
-    uint32_t id;         /* proxy-local id for logs (unique in its worker) */
-    uint64_t lends;      /* times given to a client */
-    uint32_t be_pid;     /* BackendKeyData from PostgreSQL, for cancels */
+    px_params_t applied;           /* settings the proxy has SET on this connection */
+    uint32_t id;                   /* proxy-local id for logs (unique in its worker) */
+    uint64_t lends;                /* times given to a client */
+    struct px_cancel_conn *cancel; /* a CancelRequest for its backend in flight */
+    bool cancel_hold;              /* released while it was: back to the pool after */
+    uint32_t be_pid;               /* BackendKeyData from PostgreSQL, for cancels */
     uint32_t be_key;
     uint64_t last_used;            /* loop ms when last released */
     uint64_t deadline;             /* connect/login/check deadline */

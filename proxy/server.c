@@ -90,10 +90,23 @@ void px_server_set_state(px_server_t *s, px_server_state_t st)
                  px_server_state_to_str(st));
 }
 
+struct px_cancel_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* gives up after PX_CANCEL_TIMEOUT_MS */
+    int open_handles;
+    uv_connect_t req;
+    uv_write_t wreq;
+    px_server_t *server; /* whose backend it cancels; NULL once that is gone */
+    uint8_t pkt[16];
+    uint8_t rbuf[64];
+};
+
 static void server_free_cb(uv_handle_t *h)
 {
     px_server_t *s = (px_server_t *)h->data;
     px_worker_t *w = s->io.w;
+    if (s->cancel)
+        s->cancel->server = NULL;
     px_iobuf_put(w, s->io.in);
     if (!s->io.wreq)
         px_iobuf_put(w, s->io.out);
@@ -795,7 +808,8 @@ void px_server_process(px_server_t *s)
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool login = s->state == PX_SERVER_LOGIN;
         bool inspect = login || hdr.type == 'Z' || hdr.type == 'E' || hdr.type == 'T' ||
-                       hdr.type == 'S' || !c || (hdr.type == 'C' && (c->sets || c->digest_id));
+                       hdr.type == 'S' || !c || (hdr.type == 'C' && (c->sets || c->digest_id)) ||
+                       (hdr.type == 'N' && c->retry);
         if (inspect && avail < whole) {
             /* making room moves the buffer's bytes: what is queued from it
              * goes out first (queued spans point into it) */
@@ -936,6 +950,17 @@ void px_server_process(px_server_t *s)
                 continue;
             }
             break;
+        case 'N':
+            if (c && forward && c->retry && to_client.flushes == 0) {
+                /* a replica shutting down says so (57P01, 57P02) before it
+                 * closes: the read may still go elsewhere, the notice would
+                 * count as its first reply byte */
+                px_error_fields_t ef;
+                if (px_codec_parse_error(body, &ef) && ef.sqlstate.n == 5 &&
+                    ef.sqlstate.p[0] == '5' && ef.sqlstate.p[1] == '7')
+                    forward = false;
+            }
+            break;
         case 'G':
         case 'W':
             if (c && forward)
@@ -1065,43 +1090,83 @@ client_broken:
 
 /* ---- cancel ------------------------------------------------------------------ */
 
-typedef struct px_cancel_conn {
-    uv_tcp_t tcp;
-    uv_connect_t req;
-    uv_write_t wreq;
-    uint8_t pkt[16];
-} px_cancel_conn_t;
+typedef struct px_cancel_conn px_cancel_conn_t;
+
+/* The postmaster has handled the request (or it failed): a connection held
+ * back from the pool meanwhile may serve other clients again. */
+#define PX_CANCEL_TIMEOUT_MS 5000
 
 static void cancel_close_cb(uv_handle_t *h)
 {
-    free(px_container_of(h, px_cancel_conn_t, tcp));
+    px_cancel_conn_t *cc = h->type == UV_TIMER ? px_container_of(h, px_cancel_conn_t, timer)
+                                               : px_container_of(h, px_cancel_conn_t, tcp);
+    if (--cc->open_handles > 0)
+        return;
+    px_server_t *s = cc->server;
+    free(cc);
+    if (!s)
+        return;
+    s->cancel = NULL;
+    if (s->cancel_hold && s->state != PX_SERVER_CLOSING) {
+        s->cancel_hold = false;
+        px_pool_release(s);
+    }
+}
+
+static void cancel_done(px_cancel_conn_t *cc)
+{
+    if (!uv_is_closing((uv_handle_t *)&cc->tcp)) {
+        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+        uv_close((uv_handle_t *)&cc->timer, cancel_close_cb);
+    }
+}
+
+static void cancel_timeout_cb(uv_timer_t *t)
+{
+    cancel_done(px_container_of(t, px_cancel_conn_t, timer));
+}
+
+static void cancel_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)hint;
+    px_cancel_conn_t *cc = px_container_of(h, px_cancel_conn_t, tcp);
+    *b = uv_buf_init((char *)cc->rbuf, sizeof(cc->rbuf));
+}
+
+/* As libpq's PQcancel: the postmaster closes the connection once it has
+ * signalled the backend. */
+static void cancel_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    if (n < 0)
+        cancel_done(px_container_of(st, px_cancel_conn_t, tcp));
 }
 
 static void cancel_write_cb(uv_write_t *req, int status)
 {
     px_cancel_conn_t *cc = px_container_of(req, px_cancel_conn_t, wreq);
-    (void)status;
-    uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+    if (status < 0 || uv_read_start((uv_stream_t *)&cc->tcp, cancel_alloc_cb, cancel_read_cb) != 0)
+        cancel_done(cc);
 }
 
 static void cancel_connect_cb(uv_connect_t *req, int status)
 {
     px_cancel_conn_t *cc = px_container_of(req, px_cancel_conn_t, req);
     if (status < 0) {
-        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+        cancel_done(cc);
         return;
     }
     uv_buf_t b = uv_buf_init((char *)cc->pkt, sizeof(cc->pkt));
     if (uv_write(&cc->wreq, (uv_stream_t *)&cc->tcp, &b, 1, cancel_write_cb) != 0)
-        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+        cancel_done(cc);
 }
 
 /* Open a new connection to the server and send CancelRequest for this
  * connection's backend; fire and forget, like libpq's PQcancel. */
 void px_server_send_cancel(px_server_t *s)
 {
-    if (!s->be_pid)
-        return;
+    if (!s->be_pid || s->cancel)
+        return; /* one in flight is enough */
     px_worker_t *w = s->io.w;
     px_cancel_conn_t *cc = calloc(1, sizeof(*cc));
     if (!cc)
@@ -1114,9 +1179,15 @@ void px_server_send_cancel(px_server_t *s)
         free(cc);
         return;
     }
-    cc->tcp.data = NULL; /* not a session: shutdown walks skip it */
+    uv_timer_init(&w->loop, &cc->timer);
+    /* handle data: the shutdown walk tells sessions apart by it */
+    cc->tcp.data = cc->timer.data = NULL;
+    cc->open_handles = 2;
+    cc->server = s;
+    s->cancel = cc;
+    uv_timer_start(&cc->timer, cancel_timeout_cb, PX_CANCEL_TIMEOUT_MS, 0);
     if (uv_tcp_connect(&cc->req, &cc->tcp, (struct sockaddr *)&addr, cancel_connect_cb) != 0)
-        uv_close((uv_handle_t *)&cc->tcp, cancel_close_cb);
+        cancel_done(cc);
     SLOG(PX_LOG_DEBUG, s, "cancel sent for backend %u", s->be_pid);
 }
 

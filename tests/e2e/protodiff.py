@@ -1221,24 +1221,6 @@ def _separate_sql_and_protocol_names(seq):
     return dict(seq, steps=steps)
 
 
-def _no_commit_and_chain_after_set(seq):
-    """COMMIT AND CHAIN becomes COMMIT once the client has changed a setting:
-    the proxy does not count a SET committed by COMMIT AND CHAIN, so it stays
-    on the server connection and leaks to the next client (bug, see
-    test_set_committed_by_commit_and_chain_does_not_leak_to_the_next_client)."""
-    steps, setting = [], set()
-    for c, batch in seq["steps"]:
-        nb = []
-        for m in batch:
-            sql = m[1] if m[0] == "Q" else (m[2] if m[0] == "P" else "")
-            if sql and c in setting and re.search(r"\bAND\s+CHAIN\b", sql, re.I):
-                sql = re.sub(r"\s+AND\s+CHAIN\b", "", sql, flags=re.I)
-                m = ("Q", sql, m[2]) if m[0] == "Q" else ("P", m[1], sql, m[3])
-            if sql and (_SETTING.search(sql) or "set_config" in sql):
-                setting.add(c)
-            nb.append(m)
-        steps.append((c, nb))
-    return dict(seq, steps=steps)
 
 
 _DEALLOCATE = re.compile(r"^\s*DEALLOCATE\b", re.I)
@@ -1266,26 +1248,6 @@ def _split_pipelined_deallocate(seq):
     return dict(seq, steps=steps)
 
 
-_ROLE_PROBE = re.compile(r"current_setting\('(transaction_read_only|in_hot_standby)'\)|"
-                         r"pg_is_in_recovery\(\)", re.I)
-
-
-def _no_role_probe_functions(seq):
-    """Ask whether the server is a standby with SHOW, not with functions: a
-    read-only SELECT of current_setting('transaction_read_only' |
-    'in_hot_standby') or pg_is_in_recovery() goes to a replica and says 'on'
-    (bug, see test_standby_probe_functions_are_answered_by_the_primary)."""
-    steps = []
-    for c, batch in seq["steps"]:
-        nb = []
-        for m in batch:
-            if m[0] == "Q" and _ROLE_PROBE.search(m[1]):
-                m = ("Q", "SHOW transaction_read_only", m[2])
-            elif m[0] == "P" and _ROLE_PROBE.search(m[2]):
-                m = ("P", m[1], "SHOW transaction_read_only", m[3])
-            nb.append(m)
-        steps.append((c, nb))
-    return dict(seq, steps=steps)
 
 
 def _shared_text_binds_fit(seq):
@@ -1346,24 +1308,6 @@ def _discard_all_parse_is_executed(seq):
     return dict(seq, steps=steps)
 
 
-def _split_multi_statement_deallocate(seq):
-    """A DEALLOCATE of a name in a multi-statement Query is sent as a Query of
-    its own (same write): there, DEALLOCATE of an SQL-prepared name makes the
-    proxy forget the client's protocol-level statements (bug, see
-    test_deallocate_in_a_multi_statement_query_keeps_protocol_statements)."""
-    steps = []
-    for c, batch in seq["steps"]:
-        nb = []
-        for m in batch:
-            if m[0] == "Q" and ";" in m[1] and re.search(r"\bDEALLOCATE\b", m[1], re.I) \
-                    and not m[2]:
-                parts = [p.strip() for p in m[1].split(";")]
-                if all("'" not in p for p in parts) and sum(1 for p in parts if p) > 1:
-                    nb += [("Q", p, None) for p in parts if p]
-                    continue
-            nb.append(m)
-        steps.append((c, nb))
-    return dict(seq, steps=steps)
 
 
 def _server_nparams(sql, noids):
@@ -1425,10 +1369,7 @@ AVOID = {
     "unnamed_statement": _unnamed_statement_in_its_unit,
     "bind_after_parse_unit": _split_bind_after_parse_unit,
     "sql_protocol_namespace": _separate_sql_and_protocol_names,
-    "commit_and_chain_after_set": _no_commit_and_chain_after_set,
-    "multi_statement_deallocate": _split_multi_statement_deallocate,
     "deallocate_pipelined": _split_pipelined_deallocate,
-    "standby_probe_functions": _no_role_probe_functions,
     "shared_text_param_count": _shared_text_binds_fit,
     "parse_of_discard_all": _discard_all_parse_is_executed,
     "close_behind_failing_bind": _fit_binds_before_a_close,
