@@ -798,9 +798,19 @@ void px_client_resume(px_client_t *c)
     }
 }
 
+/* "currval" or "lastval" anywhere (any case): one pass, on every transaction. */
 static bool mentions_sequence_state(const char *sql, size_t n)
 {
-    return px_sqlscan_mentions(sql, n, "currval") || px_sqlscan_mentions(sql, n, "lastval");
+    for (size_t i = 4; i + 2 < n; i++) {
+        if ((sql[i] | 0x20) != 'v' || (sql[i + 1] | 0x20) != 'a' || (sql[i + 2] | 0x20) != 'l')
+            continue;
+        char w[4];
+        for (int k = 0; k < 4; k++)
+            w[k] = (char)(sql[i - 4 + k] | 0x20);
+        if (memcmp(w, "curr", 4) == 0 || memcmp(w, "last", 4) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* Whether the first message of a transaction reads the session's sequence
