@@ -1128,6 +1128,39 @@ static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name,
            (*all || px_stmt_map_get(&c->stmts, name, strlen(name)) != NULL);
 }
 
+/*
+ * DEALLOCATE of the client's own statements among several statements of one
+ * Query (psqlODBC: "SAVEPOINT s;DEALLOCATE \"_PLAN0x..\";RELEASE s"): those
+ * names are forgotten here, so the client can Parse them again; the server,
+ * which knows them by other names, answers that DEALLOCATE with 26000.
+ */
+static void forget_deallocated(px_client_t *c, px_span_t sql)
+{
+    const uint8_t *t = sql.p;
+    size_t start = 0;
+    char quote = 0;
+    for (size_t i = 0; i <= sql.n; i++) {
+        char ch = i < sql.n ? (char)t[i] : ';';
+        if (quote) {
+            if (ch == quote)
+                quote = 0;
+            continue;
+        }
+        if (ch == '\'' || ch == '"') {
+            quote = ch;
+            continue;
+        }
+        if (ch != ';')
+            continue;
+        bool all;
+        char name[128];
+        px_span_t part = {t + start, i - start};
+        start = i + 1;
+        if (is_dealloc(c, part, &all, name, sizeof(name)) && !all)
+            px_stmt_map_del(&c->stmts, name, strlen(name));
+    }
+}
+
 /* A DEALLOCATE of the client's statement @p st (its name @p name) that the
  * server is to run: make sure the server has the statement, forget it on
  * both sides, and write into @p q the DEALLOCATE under the server-side name. */
@@ -1799,6 +1832,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                  * (every Parse it sends is preceded by a Close) */
                 px_stmt_map_clear(&c->stmts);
                 px_stmt_set_clear(s->stmts);
+            } else if (look && c->tx_status != 'E' &&
+                       px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
+                forget_deallocated(c, sql);
             }
         }
         return px_fifo_push(&s->fifo, PX_REQ_QUERY, NULL) ? MSG_FORWARD : MSG_BROKEN;

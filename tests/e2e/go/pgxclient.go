@@ -521,7 +521,7 @@ func cancel() {
 	deadline := time.Now().Add(8 * time.Second)
 	left := -1
 	for time.Now().Before(deadline) {
-		must(c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+		must(c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
 			"%"+marker+"-%").Scan(&left))
 		if left == 0 {
 			break

@@ -261,7 +261,9 @@ sub cancel {
     1 until $dbh->pg_ready;
     $OUT{async_result} = $dbh->pg_result + 0;
     $OUT{sleepers} = $dbh->selectrow_array(
-        'SELECT count(*) FROM pg_stat_activity WHERE query LIKE ? AND pid <> pg_backend_pid()',
+        # still running (a pooled backend idle after it keeps the text)
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE ? AND state = 'active' "
+          . 'AND pid <> pg_backend_pid()',
         undef, "%$marker%") + 0;
     $dbh->disconnect;
 }

@@ -343,7 +343,7 @@ function scenario_cancel()
     $OUT['fast'] = microtime(true) - $t0 < 8;
     $OUT['after'] = pg_fetch_result(pg_query_params($c, 'SELECT $1::int * 2', [21]), 0, 0);
     $OUT['sleepers'] = pg_fetch_result(pg_query_params($c,
-        'SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()',
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE \$1 AND state = 'active' AND pid <> pg_backend_pid()",
         ["%$marker%"]), 0, 0);
 }
 

@@ -276,7 +276,7 @@ def cancel
   OUT['thread_cancel'] = th.value
   OUT['after_thread'] = c.exec('SELECT 7').getvalue(0, 0)
   OUT['sleepers'] = c.exec_params('SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 ' \
-                                  'AND pid <> pg_backend_pid()', ["%#{marker}%"]).getvalue(0, 0)
+                                  "AND state = 'active' AND pid <> pg_backend_pid()", ["%#{marker}%"]).getvalue(0, 0)
   c.close
 end
 
