@@ -31,9 +31,6 @@
 #include "px_health.h"
 #include "sqlscan.h"
 
-/* After a failed login on a replica, how long it takes no new reads. */
-#define PX_REPLICA_BACKOFF_MS 1000
-
 /* What one SQL text allows. */
 typedef enum {
     TEXT_PRIMARY = 0,  /* may write, or not known to be read-only */
@@ -258,10 +255,6 @@ px_pool_t *px_route_pick(px_client_t *c, px_route_verdict_t *verdict)
         px_pool_t *p = px_pool_get(w, c->database, c->user, cfg->replicas[i].host,
                                    cfg->replicas[i].port, false);
         if (!p)
-            continue;
-        /* a login there just failed (a replica restarting): give it a
-         * moment rather than a storm of attempts, until the prober knows */
-        if (p->last_error_at && px_now(w) - p->last_error_at < PX_REPLICA_BACKOFF_MS)
             continue;
         /* least busy: connections in use or being made for this worker's
          * clients and clients waiting (open but idle connections are free) */
