@@ -851,12 +851,8 @@ static void test_only_deallocate_all_and_discard_all_drop_every_statement(void)
         "BEGIN; SELECT 2; DISCARD ALL; COMMIT",
     };
     static const char *const some[] = {
-        "DEALLOCATE p",
-        "SELECT 2; DEALLOCATE wq1",
-        "DEALLOCATE PREPARE \"all\"",
-        "DISCARD PLANS",
-        "SELECT 'DEALLOCATE ALL'",
-        "DEALLOCATE allx",
+        "DEALLOCATE p",  "SELECT 2; DEALLOCATE wq1", "DEALLOCATE PREPARE \"all\"",
+        "DISCARD PLANS", "SELECT 'DEALLOCATE ALL'",  "DEALLOCATE allx",
     };
     for (size_t i = 0; i < N_OF(all); i++)
         CU_ASSERT(px_sqlscan_drops_all_statements(all[i], strlen(all[i])));
