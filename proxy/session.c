@@ -836,6 +836,10 @@ static bool reads_sequence_state(const px_client_t *c, uint8_t type, px_span_t b
                                    strnlen((const char *)st->rest, st->rest_len));
 }
 
+/* Longest SET/RESET text the proxy sends to bring a connection to a client's
+ * settings (each value is at most 4 KiB, names 63 bytes). */
+#define PX_PARAMS_SQL_MAX (256u * 1024u)
+
 void px_client_on_server(px_client_t *c, px_server_t *s)
 {
     px_worker_t *w = c->io.w;
@@ -846,12 +850,18 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     uint64_t waited = px_now(w) - c->wait_start;
     px_metrics_observe_pool_wait(w->index, (double)waited / 1000.0);
     if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
-        char sql[8192];
+        char small[8192], *sql = small, *big = NULL;
         bool overflow;
-        size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(sql), &overflow);
+        size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(small), &overflow);
+        if (overflow && (big = malloc(PX_PARAMS_SQL_MAX)) != NULL) {
+            /* many or long settings: a bigger buffer, once */
+            sql = big;
+            n = px_params_diff_sql(&s->applied, &c->params, sql, PX_PARAMS_SQL_MAX, &overflow);
+        }
         if (overflow) {
             /* differs but did not fit: never record settings as applied
              * that were not sent */
+            free(big);
             px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
                            "startup parameters too long to apply on a pooled connection");
             return;
@@ -860,10 +870,12 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
             px_sender_t snd;
             px_sender_init(&snd, &s->io);
             if (!px_server_inject(s, &snd, sql, PX_REQ_SKIP_SET) || px_sender_flush(&snd) != 0) {
+                free(big);
                 px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
                 return;
             }
         }
+        free(big);
         if (!px_params_copy(&s->applied, &c->params)) {
             px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
             return;

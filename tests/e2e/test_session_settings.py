@@ -378,3 +378,19 @@ def test_currval_and_lastval_never_answer_another_clients_value(proxy):
         with pg_super() as s:
             s.execute("DROP TABLE IF EXISTS %s" % t)
             s.execute("DROP SEQUENCE IF EXISTS %s" % seq)
+
+
+def test_long_startup_options_are_applied_on_every_server_connection(proxy):
+    """Startup settings of 9 KB in all (each value under PostgreSQL's own
+    limits) reach every server connection the client uses."""
+    ep = pool(proxy)
+    vals = {k: k * 1500 for k in ("ab", "cd", "ef")}
+    opts = " ".join("-c myapp.%s=%s" % (k, v) for k, v in vals.items())
+    with Churn(ep), ep.connect(autocommit=True, options=opts) as a:
+        def check():
+            for k, v in vals.items():
+                assert a.execute("SELECT current_setting('myapp.%s')" % k).fetchone()[0] == v
+
+        pids = backends_seen(a, 30, check)
+    if not ep.direct:
+        assert len(pids) > 1, "the client never moved: the test proves nothing"
