@@ -163,10 +163,7 @@ static bool params_load(db_params_t *p)
     snprintf(p->host, sizeof(p->host), "%s",
              cfg->postgres_server && *cfg->postgres_server ? cfg->postgres_server : "127.0.0.1");
     snprintf(p->port, sizeof(p->port), "%u", (unsigned)cfg->postgres_port);
-    const char *db = cfg->postgres_db && *cfg->postgres_db       ? cfg->postgres_db
-                     : cfg->postgres_user && *cfg->postgres_user ? cfg->postgres_user
-                                                                 : "postgres";
-    oom |= (p->db = strdup(db)) == NULL;
+    oom |= (p->db = strdup(px_config_app_db(cfg))) == NULL;
     if (cfg->postgres_user)
         oom |= (p->user = strdup(cfg->postgres_user)) == NULL;
     if (cfg->postgres_password)
@@ -175,13 +172,8 @@ static bool params_load(db_params_t *p)
         oom |= (p->ca = strdup(cfg->server_tls_ca)) == NULL;
     p->sslmode = sslmode_of(cfg->server_tls_mode);
     pthread_mutex_unlock(&g_sh->lock);
-    if (!oom && p->user && !p->password) {
-        /* no POSTGRES_PASSWORD: the user's plaintext password from the auth file */
-        px_secret_t sec;
-        if (px_shared_lookup_secret(g_sh, p->user, &sec) && sec.kind == PX_SECRET_PLAIN)
-            oom |= (p->password = strdup(sec.text)) == NULL;
-        OPENSSL_cleanse(&sec, sizeof sec);
-    }
+    if (!oom && p->user && !p->password)
+        oom |= !px_shared_plain_password(g_sh, p->user, &p->password);
     if (oom)
         params_free(p);
     return !oom;

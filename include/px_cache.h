@@ -171,6 +171,17 @@ typedef struct px_cache_rel {
  */
 bool px_cache_catalog_lookup(const char *name, px_cache_rel_t *out);
 
+/** Append @p t to @p tags (@p n of @p cap used) unless it is there; false when full. */
+bool px_cache_tags_add(px_tag_t *tags, int *n, int cap, px_tag_t t);
+/**
+ * Append the tags a write to relation @p rel bumps: its scan tag and one row
+ * tag per key when it has an integer primary key and @p nkeys of its values
+ * are known (the write touched only those rows), else the whole-table tag of
+ * each base. False, with nothing added, when they might not fit.
+ */
+bool px_cache_tags_add_write(px_tag_t *tags, int *n, int cap, const px_cache_rel_t *rel,
+                             const int64_t *keys, int nkeys);
+
 /* ---- L1 entries -------------------------------------------------------------- */
 
 #define PX_CACHE_MAX_TAGS 64

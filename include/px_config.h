@@ -141,6 +141,12 @@ void px_config_unref(px_config_t *cfg);
  * Print the effective configuration, one `KEY = value  # source` line per key,
  * secrets masked as `********` (unset secrets print as empty).
  */
+/**
+ * The application's database, where the proxy's own connections (health
+ * prober, catalog, change stream, admin queries) go: POSTGRES_DB, else the
+ * database named after POSTGRES_USER (as libpq defaults), else postgres.
+ */
+const char *px_config_app_db(const px_config_t *cfg);
 void px_config_print(const px_config_t *cfg, FILE *out);
 
 /**

@@ -103,6 +103,34 @@ px_tag_t px_cache_tag_row(const char *table, int64_t key)
     return tag_hash('R', table, &key);
 }
 
+bool px_cache_tags_add(px_tag_t *tags, int *n, int cap, px_tag_t t)
+{
+    for (int i = 0; i < *n; i++)
+        if (tags[i] == t)
+            return true;
+    if (*n >= cap)
+        return false;
+    tags[(*n)++] = t;
+    return true;
+}
+
+bool px_cache_tags_add_write(px_tag_t *tags, int *n, int cap, const px_cache_rel_t *rel,
+                             const int64_t *keys, int nkeys)
+{
+    bool keyed = nkeys > 0 && (rel->flags & PX_CACHE_REL_INT_PK) && rel->n_bases == 1;
+    if (*n + (keyed ? 1 + nkeys : rel->n_bases) > cap)
+        return false; /* nothing added: the caller may fall back to something coarser */
+    if (keyed) {
+        px_cache_tags_add(tags, n, cap, px_cache_tag_scan(rel->bases[0]));
+        for (int k = 0; k < nkeys; k++)
+            px_cache_tags_add(tags, n, cap, px_cache_tag_row(rel->bases[0], keys[k]));
+        return true;
+    }
+    for (int b = 0; b < rel->n_bases; b++)
+        px_cache_tags_add(tags, n, cap, px_cache_tag_all(rel->bases[b]));
+    return true;
+}
+
 static _Atomic uint64_t g_stat_bumps;
 
 uint64_t px_cache_tag_version(px_tag_t t)

@@ -357,13 +357,7 @@ static bool bind_int(const bind_info_t *bi, const parse_info_t *pi, int n, int64
 
 static bool add_tag(px_tag_t *tags, int *n, px_tag_t t)
 {
-    for (int i = 0; i < *n; i++)
-        if (tags[i] == t)
-            return true;
-    if (*n >= PX_CACHE_MAX_TAGS)
-        return false;
-    tags[(*n)++] = t;
-    return true;
+    return px_cache_tags_add(tags, n, PX_CACHE_MAX_TAGS, t);
 }
 
 /* The integer primary-key value(s) a statement names for its relation
@@ -527,17 +521,8 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
             int nv = 0;
             if (r.n_rels == 1 && (rel.flags & PX_CACHE_REL_INT_PK) && rel.n_bases == 1)
                 nv = key_values(&r, i, rel.pk_col, bi, pi, vals, PX_CACHE_MAX_TAGS / 2);
-            if (nv > 0) {
-                if (!add_tag(t, &n, px_cache_tag_scan(rel.bases[0])))
-                    dml = false;
-                for (int k = 0; k < nv && dml; k++)
-                    if (!add_tag(t, &n, px_cache_tag_row(rel.bases[0], vals[k])))
-                        dml = false;
-                continue;
-            }
-            for (int b = 0; b < rel.n_bases && dml; b++)
-                if (!add_tag(t, &n, px_cache_tag_all(rel.bases[b])))
-                    dml = false;
+            if (!px_cache_tags_add_write(t, &n, PX_CACHE_MAX_TAGS, &rel, vals, nv))
+                dml = false;
         }
         if (dml && any) {
             for (int i = 0; i < n; i++)

@@ -312,21 +312,16 @@ static void read_config(cdc_t *C)
         C->host = strdup(cfg->postgres_server ? cfg->postgres_server : "127.0.0.1");
         C->port = cfg->postgres_port;
         /* the database whose catalog the cache holds (as the health prober) */
-        C->db = strdup(cfg->postgres_db && *cfg->postgres_db       ? cfg->postgres_db
-                       : cfg->postgres_user && *cfg->postgres_user ? cfg->postgres_user
-                                                                   : "postgres");
+        C->db = strdup(px_config_app_db(cfg));
         if (cfg->postgres_user)
             C->user = strdup(cfg->postgres_user);
         if (cfg->postgres_password)
             C->password = strdup(cfg->postgres_password);
     }
     pthread_mutex_unlock(&C->sh->lock);
-    if (C->enabled && C->user && !C->password) {
-        px_secret_t sec;
-        if (px_shared_lookup_secret(C->sh, C->user, &sec) && sec.kind == PX_SECRET_PLAIN)
-            C->password = strdup(sec.text);
-        OPENSSL_cleanse(&sec, sizeof sec);
-    }
+    if (C->enabled && C->user && !C->password &&
+        !px_shared_plain_password(C->sh, C->user, &C->password))
+        C->enabled = false;
     if (C->enabled && (!C->host || !C->db))
         C->enabled = false;
 }
@@ -514,18 +509,6 @@ static bool send_feedback(cdc_t *C, bool reply)
     return true;
 }
 
-static void txn_add(cdc_t *C, px_tag_t t)
-{
-    for (int i = 0; i < C->n_tags; i++)
-        if (C->tags[i] == t)
-            return;
-    if (C->n_tags >= CDC_MAX_TXN_TAGS) {
-        C->all = true;
-        return;
-    }
-    C->tags[C->n_tags++] = t;
-}
-
 static void on_change(cdc_t *C, const char *line, size_t len)
 {
     px_cdc_change_t ch;
@@ -538,17 +521,16 @@ static void on_change(cdc_t *C, const char *line, size_t len)
     px_cache_rel_t rel;
     if (!px_cache_catalog_lookup(ch.relname, &rel) || rel.n_bases == 0)
         return; /* not in the catalog: nothing cached reads it */
-    /* by row, while the transaction's tags leave room for its tables too */
-    if ((rel.flags & PX_CACHE_REL_INT_PK) && rel.n_bases == 1 && rel.pk_col[0] &&
-        C->n_tags + PX_CDC_MAX_KEYS + 1 <= CDC_MAX_TXN_TAGS - PX_CACHE_MAX_BASES &&
-        px_cdc_parse_line(line, len, rel.pk_col, &ch) == PX_CDC_LINE_CHANGE && ch.n_keys > 0) {
-        txn_add(C, px_cache_tag_scan(rel.bases[0]));
-        for (int i = 0; i < ch.n_keys; i++)
-            txn_add(C, px_cache_tag_row(rel.bases[0], ch.keys[i]));
+    bool keyed = (rel.flags & PX_CACHE_REL_INT_PK) && rel.pk_col[0] &&
+                 px_cdc_parse_line(line, len, rel.pk_col, &ch) == PX_CDC_LINE_CHANGE &&
+                 ch.n_keys > 0;
+    /* by row while the transaction's tags leave room for its tables, else by table */
+    if ((keyed &&
+         px_cache_tags_add_write(C->tags, &C->n_tags, CDC_MAX_TXN_TAGS - PX_CACHE_MAX_BASES, &rel,
+                                 ch.keys, ch.n_keys)) ||
+        px_cache_tags_add_write(C->tags, &C->n_tags, CDC_MAX_TXN_TAGS, &rel, NULL, 0))
         return;
-    }
-    for (int b = 0; b < rel.n_bases; b++)
-        txn_add(C, px_cache_tag_all(rel.bases[b]));
+    C->all = true;
 }
 
 static void on_commit(cdc_t *C)

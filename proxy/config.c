@@ -1511,3 +1511,10 @@ int px_config_diff(const px_config_t *old_cfg, const px_config_t *new_cfg, px_co
     }
     return restart;
 }
+
+const char *px_config_app_db(const px_config_t *cfg)
+{
+    return cfg->postgres_db && *cfg->postgres_db       ? cfg->postgres_db
+           : cfg->postgres_user && *cfg->postgres_user ? cfg->postgres_user
+                                                       : "postgres";
+}

@@ -270,12 +270,8 @@ static void hc_read_config(hc_prober_t *P)
             want[n] = cfg->replicas[i];
             roles[n++] = PX_MEMBER_REPLICA;
         }
-        /* the application's database, where its functions' volatility lives:
-         * POSTGRES_DB, else the database named after POSTGRES_USER (as libpq
-         * defaults), else postgres */
-        db = strdup(cfg->postgres_db && *cfg->postgres_db       ? cfg->postgres_db
-                    : cfg->postgres_user && *cfg->postgres_user ? cfg->postgres_user
-                                                                : "postgres");
+        /* the application's database, where its functions' volatility lives */
+        db = strdup(px_config_app_db(cfg));
         if (cfg->postgres_user != NULL)
             oom |= (user = strdup(cfg->postgres_user)) == NULL;
         if (cfg->postgres_password != NULL)
@@ -284,13 +280,8 @@ static void hc_read_config(hc_prober_t *P)
         max_lag = cfg->read_replica_max_lag;
     }
     pthread_mutex_unlock(&P->sh->lock);
-    if (!oom && user && !pw) {
-        /* no POSTGRES_PASSWORD: the user's plaintext password from the auth file */
-        px_secret_t sec;
-        if (px_shared_lookup_secret(P->sh, user, &sec) && sec.kind == PX_SECRET_PLAIN)
-            oom |= (pw = strdup(sec.text)) == NULL;
-        OPENSSL_cleanse(&sec, sizeof sec);
-    }
+    if (!oom && user && !pw)
+        oom |= !px_shared_plain_password(P->sh, user, &pw);
 
     if (oom || n == 0) {
         free(db);

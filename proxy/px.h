@@ -822,6 +822,12 @@ bool px_shared_verifier_for_plain(px_shared_t *sh, const char *user, const px_se
                                   px_secret_t *out) PX_MUSTCHECK_INT;
 /** Copy the secret of @p user into @p out. False when the user is unknown. */
 bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out);
+/**
+ * The side connections' password when POSTGRES_PASSWORD is not set: @p user's
+ * plaintext password from the auth file, a copy in *@p out (left alone when
+ * there is none). False only when out of memory.
+ */
+bool px_shared_plain_password(px_shared_t *sh, const char *user, char **out);
 px_pool_budget_t *px_shared_budget(px_shared_t *sh, const char *database, const char *user,
                                    const char *host, uint16_t port, bool is_primary);
 /** Publish a pool's welcome parameters to all workers (first one wins). */

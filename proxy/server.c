@@ -754,6 +754,15 @@ static void error_skip_to_sync(px_server_t *s)
         s->ignore_till_sync = true;
 }
 
+/* Write what is queued for the client; once reply bytes reach it, the read
+ * can no longer be retried elsewhere. */
+static bool reply_flush(px_client_t *c, px_sender_t *to_client)
+{
+    if (c->retry)
+        px_client_retry_disarm(c);
+    return px_sender_flush(to_client) == 0;
+}
+
 void px_server_process(px_server_t *s)
 {
     px_worker_t *w = s->io.w;
@@ -813,12 +822,8 @@ void px_server_process(px_server_t *s)
         if (inspect && avail < whole) {
             /* making room moves the buffer's bytes: what is queued from it
              * goes out first (queued spans point into it) */
-            if (c && to_client.n > 0) {
-                if (c->retry)
-                    px_client_retry_disarm(c); /* reply bytes reach the client now */
-                if (px_sender_flush(&to_client) != 0)
-                    goto client_broken;
-            }
+            if (c && to_client.n > 0 && !reply_flush(c, &to_client))
+                goto client_broken;
             if (!px_iobuf_reserve(w, &s->io.in, whole)) {
                 px_server_close(s, "out of memory");
                 return;
@@ -1031,9 +1036,7 @@ void px_server_process(px_server_t *s)
     if (s->state == PX_SERVER_CLOSING)
         return;
     if (c && to_client.n > 0) {
-        if (c->retry)
-            px_client_retry_disarm(c); /* reply bytes reach the client now */
-        if (px_sender_flush(&to_client) != 0)
+        if (!reply_flush(c, &to_client))
             goto client_broken;
         PX_STAT_ADD(w, bytes_server_to_client, forwarded);
         if (px_io_blocked(&c->io))
@@ -1092,10 +1095,11 @@ client_broken:
 
 typedef struct px_cancel_conn px_cancel_conn_t;
 
-/* The postmaster has handled the request (or it failed): a connection held
- * back from the pool meanwhile may serve other clients again. */
 #define PX_CANCEL_TIMEOUT_MS 5000
 
+/* Both handles closed: the postmaster has handled the request (or it failed
+ * or timed out), and a connection held back from the pool meanwhile may
+ * serve other clients again. */
 static void cancel_close_cb(uv_handle_t *h)
 {
     px_cancel_conn_t *cc = h->type == UV_TIMER ? px_container_of(h, px_cancel_conn_t, timer)

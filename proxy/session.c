@@ -849,6 +849,10 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_client_set_state(c, PX_CLIENT_ACTIVE);
     uint64_t waited = px_now(w) - c->wait_start;
     px_metrics_observe_pool_wait(w->index, (double)waited / 1000.0);
+    /* what brings the connection to the client's state, in one write */
+    px_sender_t snd;
+    px_sender_init(&snd, &s->io);
+    bool sent = true;
     if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
         char small[8192], *sql = small, *big = NULL;
         bool overflow;
@@ -866,35 +870,24 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
                            "startup parameters too long to apply on a pooled connection");
             return;
         }
-        if (n > 0) {
-            px_sender_t snd;
-            px_sender_init(&snd, &s->io);
-            if (!px_server_inject(s, &snd, sql, PX_REQ_SKIP_SET) || px_sender_flush(&snd) != 0) {
-                free(big);
-                px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
-                return;
-            }
-        }
+        sent = n == 0 || px_server_inject(s, &snd, sql, PX_REQ_SKIP_SET); /* copies the text */
         free(big);
-        if (!px_params_copy(&s->applied, &c->params)) {
+        if (sent && !px_params_copy(&s->applied, &c->params)) {
             px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
             return;
         }
     }
     if (c->seq_want) {
         c->seq_want = false;
-        if ((s->id != c->seq_sid || s->lends != c->seq_lends + 1) && !c->pinned) {
-            /* the client's sequence state is on a connection someone else
-             * has used since: PostgreSQL's "not yet defined in this session"
-             * beats another client's value */
-            px_sender_t snd;
-            px_sender_init(&snd, &s->io);
-            if (!px_server_inject(s, &snd, "DISCARD SEQUENCES", PX_REQ_SKIP_QUERY) ||
-                px_sender_flush(&snd) != 0) {
-                px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
-                return;
-            }
-        }
+        /* the client's sequence state is on a connection someone else has
+         * used since: PostgreSQL's "not yet defined in this session" beats
+         * another client's value */
+        if ((s->id != c->seq_sid || s->lends != c->seq_lends + 1) && !c->pinned)
+            sent = sent && px_server_inject(s, &snd, "DISCARD SEQUENCES", PX_REQ_SKIP_QUERY);
+    }
+    if (!sent || px_sender_flush(&snd) != 0) {
+        px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
+        return;
     }
     px_client_process(c);
 }
@@ -1092,6 +1085,46 @@ static msg_result_t rewrite_parse_text(px_sender_t *to_server, const char *q, si
     return MSG_CONSUMED;
 }
 
+/* The statements of a simple Query one by one: split at ';' outside '...'
+ * and "..." (dollar quotes are not followed), trimmed, empty ones skipped.
+ * Once stmt_next() is false, a nonzero quote means one was left open. */
+typedef struct stmt_iter {
+    px_span_t sql;
+    size_t pos;
+    char quote;
+} stmt_iter_t;
+
+static bool stmt_next(stmt_iter_t *it, px_span_t *part)
+{
+    const char *t = (const char *)it->sql.p;
+    size_t n = it->sql.n;
+    while (it->pos <= n) {
+        size_t start = it->pos, i = start;
+        for (; i < n; i++) {
+            char ch = t[i];
+            if (it->quote) {
+                if (ch == it->quote)
+                    it->quote = 0;
+            } else if (ch == '\'' || ch == '"') {
+                it->quote = ch;
+            } else if (ch == ';') {
+                break;
+            }
+        }
+        it->pos = i + 1;
+        size_t a = start, b = i;
+        while (a < b && isspace((unsigned char)t[a]))
+            a++;
+        while (b > a && isspace((unsigned char)t[b - 1]))
+            b--;
+        if (a < b) {
+            *part = (px_span_t){it->sql.p + a, b - a};
+            return true;
+        }
+    }
+    return false;
+}
+
 /* "DEALLOCATE [PREPARE] name|ALL" as a whole query, for a statement the
  * proxy keeps: answered here, since the server knows it by another name. */
 static bool is_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name, size_t cap)
@@ -1148,26 +1181,11 @@ static bool is_own_dealloc(px_client_t *c, px_span_t sql, bool *all, char *name,
  */
 static void forget_deallocated(px_client_t *c, px_span_t sql)
 {
-    const uint8_t *t = sql.p;
-    size_t start = 0;
-    char quote = 0;
-    for (size_t i = 0; i <= sql.n; i++) {
-        char ch = i < sql.n ? (char)t[i] : ';';
-        if (quote) {
-            if (ch == quote)
-                quote = 0;
-            continue;
-        }
-        if (ch == '\'' || ch == '"') {
-            quote = ch;
-            continue;
-        }
-        if (ch != ';')
-            continue;
+    stmt_iter_t it = {sql, 0, 0};
+    px_span_t part;
+    while (stmt_next(&it, &part)) {
         bool all;
         char name[128];
-        px_span_t part = {t + start, i - start};
-        start = i + 1;
         if (is_dealloc(c, part, &all, name, sizeof(name)) && !all)
             px_stmt_map_del(&c->stmts, name, strlen(name));
     }
@@ -1346,40 +1364,22 @@ static bool is_show(const char *p, size_t n)
  */
 static bool note_set_list(px_client_t *c, px_span_t sql)
 {
-    const char *t = (const char *)sql.p;
-    size_t n = sql.n, start = 0;
     px_set_stmt_t sets[PX_SETS_MAX];
     int nsets = 0;
-    char quote = 0;
-    if (!memchr(t, ';', n))
+    if (!memchr(sql.p, ';', sql.n))
         return false;
-    for (size_t i = 0; i <= n; i++) {
-        char ch = i < n ? t[i] : ';';
-        if (quote) {
-            if (ch == quote)
-                quote = 0;
+    stmt_iter_t it = {sql, 0, 0};
+    px_span_t part;
+    while (stmt_next(&it, &part)) {
+        const char *t = (const char *)part.p;
+        if (is_show(t, part.n))
             continue;
-        }
-        if (ch == '\'' || ch == '"') {
-            quote = ch;
-            continue;
-        }
-        if (ch != ';')
-            continue;
-        size_t a = start, b = i;
-        start = i + 1;
-        while (a < b && isspace((unsigned char)t[a]))
-            a++;
-        while (b > a && isspace((unsigned char)t[b - 1]))
-            b--;
-        if (a == b || is_show(t + a, b - a))
-            continue;
-        if (nsets == PX_SETS_MAX || !px_sqlscan_parse_set(t + a, b - a, &sets[nsets]) ||
+        if (nsets == PX_SETS_MAX || !px_sqlscan_parse_set(t, part.n, &sets[nsets]) ||
             sets[nsets].kind != PX_SET_VALUE)
             return false;
         nsets++;
     }
-    if (quote || nsets == 0)
+    if (it.quote || nsets == 0)
         return false;
     for (int i = 0; i < nsets; i++)
         if (!sets_note(c, &sets[i]))

@@ -441,6 +441,16 @@ int px_worker_run(px_worker_t *w)
 
 /* ---- shared state ------------------------------------------------------------- */
 
+bool px_shared_plain_password(px_shared_t *sh, const char *user, char **out)
+{
+    px_secret_t sec;
+    bool ok = true;
+    if (px_shared_lookup_secret(sh, user, &sec) && sec.kind == PX_SECRET_PLAIN)
+        ok = (*out = strdup(sec.text)) != NULL;
+    OPENSSL_cleanse(&sec, sizeof sec);
+    return ok;
+}
+
 bool px_shared_lookup_secret(px_shared_t *sh, const char *user, px_secret_t *out)
 {
     bool found = false;
