@@ -98,32 +98,96 @@ static void norm_init(norm_t *N, const char *sql, size_t len, bool display)
     N->in = IN_NO;
 }
 
+/* Character classes of the scanner, one table lookup per byte. */
+enum { CC_SPACE = 1, CC_ID_START = 2, CC_ID_CONT = 4, CC_DIGIT = 8, CC_UPPER = 16 };
+
+static const unsigned char k_cc[256] = {
+    [' '] = CC_SPACE,
+    ['\t'] = CC_SPACE,
+    ['\n'] = CC_SPACE,
+    ['\r'] = CC_SPACE,
+    ['\f'] = CC_SPACE,
+    ['\v'] = CC_SPACE,
+    ['a' ... 'z'] = CC_ID_START | CC_ID_CONT,
+    ['A' ... 'Z'] = CC_ID_START | CC_ID_CONT | CC_UPPER,
+    ['_'] = CC_ID_START | CC_ID_CONT,
+    [0x80 ... 0xff] = CC_ID_START | CC_ID_CONT,
+    ['0' ... '9'] = CC_DIGIT | CC_ID_CONT,
+    ['$'] = CC_ID_CONT,
+};
+
 static inline bool is_ident_start(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    return k_cc[c] & CC_ID_START;
 }
 
 static inline bool is_ident_cont(unsigned char c)
 {
-    return is_ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+    return k_cc[c] & CC_ID_CONT;
 }
 
 static inline bool is_digit(unsigned char c)
 {
-    return c >= '0' && c <= '9';
+    return k_cc[c] & CC_DIGIT;
 }
 
 static inline bool is_space(unsigned char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return k_cc[c] & CC_SPACE;
+}
+
+static inline char fold(unsigned char c)
+{
+    return (char)(k_cc[c] & CC_UPPER ? c + 32 : c);
 }
 
 static inline bool is_op_char(unsigned char c)
 {
-    return strchr("+-*/<>=~!@#%^&|`?", c) != NULL && c != 0;
+    switch (c) {
+    case '+':
+    case '-':
+    case '*':
+    case '/':
+    case '<':
+    case '>':
+    case '=':
+    case '~':
+    case '!':
+    case '@':
+    case '#':
+    case '%':
+    case '^':
+    case '&':
+    case '|':
+    case '`':
+    case '?':
+        return true;
+    default:
+        return false;
+    }
 }
 
-static void put_bytes(norm_t *N, const char *p, size_t k)
+/* An operator character that keeps a trailing + or - on a multi-character operator. */
+static inline bool is_op_special(unsigned char c)
+{
+    switch (c) {
+    case '~':
+    case '!':
+    case '@':
+    case '#':
+    case '%':
+    case '^':
+    case '&':
+    case '|':
+    case '`':
+    case '?':
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void put_bytes_slow(norm_t *N, const char *p, size_t k)
 {
     if (N->display) {
         if (N->truncated)
@@ -159,9 +223,24 @@ static void put_bytes(norm_t *N, const char *p, size_t k)
     }
 }
 
+/* Most tokens fit the hash chunk's free room: copy them there at once. */
+static inline void put_bytes(norm_t *N, const char *p, size_t k)
+{
+    if (!N->display && k <= DG_CHUNK - N->c) {
+        memcpy(N->chunk + N->c, p, k);
+        N->c += k;
+        return;
+    }
+    put_bytes_slow(N, p, k);
+}
+
 static inline void put_c(norm_t *N, char c)
 {
-    put_bytes(N, &c, 1);
+    if (!N->display && N->c < DG_CHUNK) {
+        N->chunk[N->c++] = c;
+        return;
+    }
+    put_bytes_slow(N, &c, 1);
 }
 
 /* Keywords after which "(" keeps its space ("in (", "values (", ...). */
@@ -197,7 +276,7 @@ static bool expr_start_after(const char *w)
 }
 
 /* Whether a space separates the previous token from one of kind @p t. */
-static bool spaced(const norm_t *N, tok_t t)
+static inline bool spaced(const norm_t *N, tok_t t)
 {
     if (!N->any)
         return false;
@@ -230,7 +309,25 @@ static bool spaced(const norm_t *N, tok_t t)
     }
 }
 
-static void emit_raw(norm_t *N, tok_t t, const char *p, size_t k)
+/* "$k" for the next placeholder of the displayed form. */
+static __attribute__((noinline)) void put_numbered_ph(norm_t *N)
+{
+    char b[16];
+    int w = 0;
+    unsigned v = ++N->nph;
+    char d[12];
+    do {
+        d[w++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    b[0] = '$';
+    for (int i = 0; i < w; i++)
+        b[1 + i] = d[w - 1 - i];
+    put_bytes(N, b, (size_t)w + 1);
+}
+
+static inline __attribute__((always_inline)) void emit_raw(norm_t *N, tok_t t, const char *p,
+                                                           size_t k)
 {
     if (N->semis > 0) { /* statements went on: the ';' was a separator */
         N->semis = 0;
@@ -242,22 +339,10 @@ static void emit_raw(norm_t *N, tok_t t, const char *p, size_t k)
     if (spaced(N, t))
         put_c(N, ' ');
     if (t == TK_PH) {
-        if (N->display) {
-            char b[16];
-            int w = 0;
-            unsigned v = ++N->nph;
-            char d[12];
-            do {
-                d[w++] = (char)('0' + v % 10);
-                v /= 10;
-            } while (v);
-            b[0] = '$';
-            for (int i = 0; i < w; i++)
-                b[1 + i] = d[w - 1 - i];
-            put_bytes(N, b, (size_t)w + 1);
-        } else {
+        if (N->display)
+            put_numbered_ph(N);
+        else
             put_c(N, DG_PH);
-        }
     } else {
         put_bytes(N, p, k);
     }
@@ -265,7 +350,8 @@ static void emit_raw(norm_t *N, tok_t t, const char *p, size_t k)
     N->any = true;
     N->prev_word[0] = 0;
     if (t == TK_WORD && k < DG_MAX_PREFIX) {
-        memcpy(N->prev_word, p, k);
+        for (size_t j = 0; j < k; j++)
+            N->prev_word[j] = p[j];
         N->prev_word[k] = 0;
     }
 }
@@ -529,10 +615,8 @@ static void normalize(norm_t *N)
             /* fold ASCII to lower case; long words go out in pieces */
             size_t done = 0;
             if (wl <= sizeof(word)) {
-                for (size_t j = 0; j < wl; j++) {
-                    unsigned char ch = s[i + j];
-                    word[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-                }
+                for (size_t j = 0; j < wl; j++)
+                    word[j] = fold(s[i + j]);
                 if ((wl == 4 && memcmp(word, "true", 4) == 0) ||
                     (wl == 5 && memcmp(word, "false", 5) == 0))
                     emit(N, TK_PH, NULL, 0);
@@ -545,10 +629,8 @@ static void normalize(norm_t *N)
             emit(N, TK_WORD, "", 0);
             while (done < wl) {
                 size_t m = wl - done < sizeof(word) ? wl - done : sizeof(word);
-                for (size_t j = 0; j < m; j++) {
-                    unsigned char ch = s[i + done + j];
-                    word[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-                }
+                for (size_t j = 0; j < m; j++)
+                    word[j] = fold(s[i + done + j]);
                 put_bytes(N, word, m);
                 done += m;
             }
@@ -567,7 +649,7 @@ static void normalize(norm_t *N)
              * loses it unless it holds one of ~!@#%^&|`? */
             bool special = false;
             for (size_t j = i; j < k; j++)
-                if (strchr("~!@#%^&|`?", s[j]))
+                if (is_op_special(s[j]))
                     special = true;
             while (!special && k - i > 1 && (s[k - 1] == '+' || s[k - 1] == '-'))
                 k--;

@@ -437,6 +437,13 @@ bool px_sqlscan_may_matter_remembered(const char *sql, size_t len)
     return m->matter;
 }
 
+/* The bytes a needle of may_matter() can start with. */
+static const unsigned char k_needle_first[256] = {
+    ['s'] = 1, ['S'] = 1, ['l'] = 1, ['L'] = 1, ['p'] = 1,  ['P'] = 1,
+    ['d'] = 1, ['D'] = 1, ['h'] = 1, ['H'] = 1, ['t'] = 1,  ['T'] = 1,
+    ['a'] = 1, ['A'] = 1, ['e'] = 1, ['E'] = 1, ['\\'] = 1,
+};
+
 static bool may_matter(const char *sql, size_t len)
 {
     /* Every answer scan() can give needs one of these in the text, as a
@@ -448,6 +455,8 @@ static bool may_matter(const char *sql, size_t len)
      * px_sqlscan_drops_statements(). A quoted identifier's "" only ever adds a
      * '"', which no needle has. */
     for (size_t i = 0; i < len; i++) {
+        if (!k_needle_first[(unsigned char)sql[i]])
+            continue;
         switch (lower_ascii((unsigned char)sql[i])) {
         case 's':
             /* "set" anywhere but in "offset", the common harmless one */
