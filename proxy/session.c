@@ -801,6 +801,8 @@ void px_client_resume(px_client_t *c)
 /* "currval" or "lastval" anywhere (any case): one pass, on every transaction. */
 static bool mentions_sequence_state(const char *sql, size_t n)
 {
+    if (!memchr(sql, 'v', n) && !memchr(sql, 'V', n))
+        return false;
     for (size_t i = 4; i + 2 < n; i++) {
         if ((sql[i] | 0x20) != 'v' || (sql[i + 1] | 0x20) != 'a' || (sql[i + 2] | 0x20) != 'l')
             continue;

@@ -437,12 +437,28 @@ bool px_sqlscan_may_matter_remembered(const char *sql, size_t len)
     return m->matter;
 }
 
-/* The bytes a needle of may_matter() can start with. */
-static const unsigned char k_needle_first[256] = {
-    ['s'] = 1, ['S'] = 1, ['l'] = 1, ['L'] = 1, ['p'] = 1,  ['P'] = 1,
-    ['d'] = 1, ['D'] = 1, ['h'] = 1, ['H'] = 1, ['t'] = 1,  ['T'] = 1,
-    ['a'] = 1, ['A'] = 1, ['e'] = 1, ['E'] = 1, ['\\'] = 1,
+/* The second letters (bit c - 'a') a needle of may_matter() starting with each
+ * byte can have; '\\' matches on its own. */
+#define L2(c) (1u << ((c) - 'a'))
+static const uint32_t k_needle_second[256] = {
+    ['s'] = L2('e'),
+    ['S'] = L2('e'),
+    ['l'] = L2('i') | L2('o'),
+    ['L'] = L2('i') | L2('o'),
+    ['p'] = L2('r'),
+    ['P'] = L2('r'),
+    ['d'] = L2('i') | L2('b') | L2('e'),
+    ['D'] = L2('i') | L2('b') | L2('e'),
+    ['h'] = L2('o'),
+    ['H'] = L2('o'),
+    ['t'] = L2('e'),
+    ['T'] = L2('e'),
+    ['a'] = L2('d'),
+    ['A'] = L2('d'),
+    ['e'] = L2('x'),
+    ['E'] = L2('x'),
 };
+#undef L2
 
 static bool may_matter(const char *sql, size_t len)
 {
@@ -455,8 +471,14 @@ static bool may_matter(const char *sql, size_t len)
      * px_sqlscan_drops_statements(). A quoted identifier's "" only ever adds a
      * '"', which no needle has. */
     for (size_t i = 0; i < len; i++) {
-        if (!k_needle_first[(unsigned char)sql[i]])
+        uint32_t second = k_needle_second[(unsigned char)sql[i]];
+        if (second != 0) {
+            unsigned char c1 = i + 1 < len ? lower_ascii((unsigned char)sql[i + 1]) : 0;
+            if (c1 < 'a' || c1 > 'z' || !(second & (1u << (c1 - 'a'))))
+                continue;
+        } else if (sql[i] != '\\') {
             continue;
+        }
         switch (lower_ascii((unsigned char)sql[i])) {
         case 's':
             /* "set" anywhere but in "offset", the common harmless one */
