@@ -957,13 +957,18 @@ void px_server_process(px_server_t *s)
             break;
         case 'N':
             if (c && forward && c->retry && to_client.flushes == 0) {
-                /* a replica shutting down says so (57P01, 57P02) before it
-                 * closes: the read may still go elsewhere, the notice would
-                 * count as its first reply byte */
+                /* a replica shutting down says so (57P01, 57P02) and closes:
+                 * an immediate shutdown flushes what the backend had buffered
+                 * (a RowDescription) with it. Nothing reached the client yet:
+                 * take this pass's bytes back and send the read elsewhere */
                 px_error_fields_t ef;
                 if (px_codec_parse_error(body, &ef) && ef.sqlstate.n == 5 &&
-                    ef.sqlstate.p[0] == '5' && ef.sqlstate.p[1] == '7')
-                    forward = false;
+                    ef.sqlstate.p[0] == '5' && ef.sqlstate.p[1] == '7') {
+                    px_sender_discard(&to_client);
+                    in->rpos += whole;
+                    px_server_close(s, "replica shutting down before the first reply byte");
+                    return;
+                }
             }
             break;
         case 'G':

@@ -755,15 +755,8 @@ def test_a_read_only_transaction_on_a_replica_that_restarts_gets_an_error_at_onc
         assert time.monotonic() - t0 < 5
     healthy(ep)
 
-IMMEDIATE_XFAIL = pytest.mark.xfail(
-    reason="proxy bug: a replica's immediate shutdown flushes the RowDescription PostgreSQL "
-    "buffered with its WARNING before closing; the proxy forwards the RowDescription, which "
-    "counts as the first reply byte, and fails the client with 08006 instead of retrying the "
-    "read on the primary", strict=True)
-
-
 @pytest.mark.timeout_s(30)
-@pytest.mark.parametrize("mode", ["fast", pytest.param("immediate", marks=IMMEDIATE_XFAIL)])
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_a_read_running_on_a_replica_that_shuts_down_is_retried_on_the_primary(
         proxy, stack_restored, mode):
     skip_if_direct()
