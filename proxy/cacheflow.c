@@ -50,6 +50,7 @@ struct px_fill {
     bool has_parse;
     bool aborted;
     bool complete;      /* CommandComplete captured */
+    bool shared;        /* it holds its slot in g_fill_slots */
     bool capturing_msg; /* the message being streamed is captured */
     uint32_t ttl;
     uint64_t fill_ms; /* wall clock when its tag versions were read (for L2) */
@@ -72,12 +73,14 @@ struct px_txn_bumps {
 
 /* A client's cache state, allocated at its first use of the cache. */
 struct px_client_cache {
-    struct px_fill *fill;      /* the unit in flight fills an entry */
-    struct px_fill *waiting;   /* an identical fill of another client it waits for */
-    void *l2_pending;          /* an L2 lookup in flight for its unit */
-    bool l2_checked;           /* L2 was asked for this unit: fill on a miss */
-    bool l2_stored;            /* ... and answered: the next L1 hit is an L2 hit */
-    bool woken;                /* on the worker's wake list */
+    struct px_fill *fill;    /* the unit in flight fills an entry */
+    struct px_fill *waiting; /* an identical fill of another client it waits for */
+    void *l2_pending;        /* an L2 lookup in flight for its unit */
+    bool l2_checked;         /* L2 was asked for this unit: fill on a miss */
+    bool l2_stored;          /* ... and answered: the next L1 hit is an L2 hit */
+    bool woken;              /* on the worker's wake list */
+    uint64_t watching;       /* on the worker's watch list: the slot value it waits to change */
+    uint64_t watch_start_ms;
     struct px_txn_bumps bumps; /* to bump again when the transaction ends */
     uint8_t *unnamed;          /* the last unnamed Parse body after its name */
     uint32_t unnamed_len;
@@ -94,17 +97,88 @@ struct px_client_cache {
 #define PX_INFLIGHT_BUCKETS 256
 struct px_worker_cache {
     struct px_fill *inflight[PX_INFLIGHT_BUCKETS];
-    px_list_t wake; /* clients to process again */
+    px_list_t wake;  /* clients to process again */
+    px_list_t watch; /* clients waiting for another worker's fill */
 };
+
+/*
+ * Across workers, a fill announces itself in slot hash % PX_FILL_SLOTS (the
+ * slot holds the key's hash while the fill runs, if the slot was free). A
+ * miss on another worker whose hash is in its slot watches it instead of
+ * asking PostgreSQL too, and looks up again once the slot has changed: the
+ * entry is in the shared L1 by then, or it fills itself. A hash that only
+ * collides costs that client one wait, never a wrong answer (the lookup
+ * compares the whole key). Ordering: a watcher counts itself in its worker's
+ * fill_watchers before it reads the slot, and a filler clears the slot before
+ * it reads the counters (both sequentially consistent), so one of them always
+ * sees the other: no watcher is left waiting for a fill that already ended.
+ */
+#define PX_FILL_SLOTS          4096u
+#define PX_FILL_WATCH_LIMIT_MS 5000u /* a watcher stops waiting after this, and fills */
+static _Atomic uint64_t g_fill_slots[PX_FILL_SLOTS];
+
+static inline uint64_t fill_slot_value(uint64_t hash)
+{
+    return hash ? hash : 1;
+}
 
 static struct px_worker_cache *worker_cache(px_worker_t *w)
 {
     if (!w->cache) {
         w->cache = calloc(1, sizeof(*w->cache));
-        if (w->cache)
+        if (w->cache) {
             px_list_init(&w->cache->wake);
+            px_list_init(&w->cache->watch);
+        }
     }
     return w->cache;
+}
+
+/* The fill gives its slot back; workers with watchers look again. */
+static void fill_unshare(struct px_fill *f)
+{
+    if (!f->shared)
+        return;
+    f->shared = false;
+    atomic_store(&g_fill_slots[f->hash % PX_FILL_SLOTS], 0);
+    px_shared_t *sh = f->w->shared;
+    for (int i = 0; i < sh->n_workers; i++) {
+        px_worker_t *o = &sh->workers[i];
+        if (o != f->w && atomic_load(&o->fill_watchers) > 0)
+            uv_async_send(&o->wakeup);
+    }
+}
+
+static void unwatch(px_client_t *c)
+{
+    px_list_del(&c->link);
+    c->cache->watching = 0;
+    atomic_fetch_sub(&c->io.w->fill_watchers, 1);
+}
+
+/* Clients whose watched fill ended (or that waited too long) look up again. */
+static void watchers_wake(px_worker_t *w, struct px_worker_cache *wc)
+{
+    uint64_t now = 0;
+    px_list_t *l = wc->watch.next;
+    while (l != &wc->watch) {
+        px_list_t *next = l->next;
+        px_client_t *c = px_container_of(l, px_client_t, link);
+        struct px_client_cache *cc = c->cache;
+        bool ended = atomic_load(&g_fill_slots[cc->watching % PX_FILL_SLOTS]) != cc->watching;
+        if (!ended) {
+            if (!now)
+                now = px_cache_wall_ms();
+            ended = now - cc->watch_start_ms > PX_FILL_WATCH_LIMIT_MS;
+        }
+        if (ended) {
+            unwatch(c);
+            cc->woken = true;
+            px_list_append(&wc->wake, &c->link);
+        }
+        l = next;
+    }
+    (void)w;
 }
 
 static void inflight_del(struct px_fill *f)
@@ -134,6 +208,7 @@ static struct px_fill *inflight_find(px_worker_t *w, uint64_t h, const uint8_t *
 static void release_waiters(struct px_fill *f)
 {
     inflight_del(f);
+    fill_unshare(f);
     struct px_worker_cache *wc = f->w ? f->w->cache : NULL;
     bool any = false;
     while (!px_list_empty(&f->waiters)) {
@@ -161,6 +236,8 @@ static void fill_free(struct px_fill *f)
 void px_cacheflow_worker_wake(px_worker_t *w)
 {
     struct px_worker_cache *wc = w->cache;
+    if (wc && !px_list_empty(&wc->watch))
+        watchers_wake(w, wc);
     while (wc && !px_list_empty(&wc->wake)) {
         px_list_t *l = wc->wake.next;
         px_list_del(l);
@@ -179,7 +256,8 @@ void px_cacheflow_worker_free(px_worker_t *w)
 
 bool px_cacheflow_waiting(const px_client_t *c)
 {
-    return c->cache && (c->cache->waiting || c->cache->woken || c->cache->l2_pending);
+    return c->cache &&
+           (c->cache->waiting || c->cache->woken || c->cache->watching || c->cache->l2_pending);
 }
 
 /* Put @p c on its worker's wake list (it looks up again on the next turn). */
@@ -821,6 +899,10 @@ static px_cacheflow_result_t arm_fill(px_client_t *c, const uint8_t *key, size_t
         f->w = c->io.w;
         f->next = wc->inflight[f->hash % PX_INFLIGHT_BUCKETS];
         wc->inflight[f->hash % PX_INFLIGHT_BUCKETS] = f;
+        uint64_t free_slot = 0;
+        f->shared = c->io.w->shared->n_workers > 1 &&
+                    atomic_compare_exchange_strong(&g_fill_slots[f->hash % PX_FILL_SLOTS],
+                                                   &free_slot, fill_slot_value(f->hash));
     }
     cc->fill = f;
     px_cache_count(PX_CACHE_C_MISS, 1);
@@ -845,7 +927,8 @@ static px_cacheflow_result_t miss(px_client_t *c, const uint8_t *key, size_t key
                                   const px_tag_t *tags, int n_tags, bool extended, bool has_parse,
                                   uint32_t ttl)
 {
-    struct px_fill *f = inflight_find(c->io.w, XXH3_64bits(key, key_len), key, key_len);
+    uint64_t h = XXH3_64bits(key, key_len);
+    struct px_fill *f = inflight_find(c->io.w, h, key, key_len);
     struct px_client_cache *cc = client_cache(c);
     if (!cc)
         return PX_CACHEFLOW_BYPASS;
@@ -855,15 +938,29 @@ static px_cacheflow_result_t miss(px_client_t *c, const uint8_t *key, size_t key
         px_cache_count(PX_CACHE_C_COALESCED, 1);
         return PX_CACHEFLOW_WAIT;
     }
+    struct px_worker_cache *wc = worker_cache(c->io.w);
+    uint64_t v = fill_slot_value(h);
+    if (wc && atomic_load_explicit(&g_fill_slots[h % PX_FILL_SLOTS], memory_order_relaxed) == v) {
+        /* another worker fills this key: watch its slot (counted first, see above) */
+        atomic_fetch_add(&c->io.w->fill_watchers, 1);
+        if (atomic_load(&g_fill_slots[h % PX_FILL_SLOTS]) == v) {
+            cc->watching = v;
+            cc->watch_start_ms = px_cache_wall_ms();
+            px_list_append(&wc->watch, &c->link);
+            px_cache_count(PX_CACHE_C_COALESCED, 1);
+            return PX_CACHEFLOW_WAIT;
+        }
+        atomic_fetch_sub(&c->io.w->fill_watchers, 1);
+    }
     if (!cc->l2_checked && px_cachesync_l2_available(c->io.w)) {
         uint64_t versions[PX_CACHE_MAX_TAGS];
         for (int i = 0; i < n_tags; i++)
             versions[i] = px_cache_tag_version(tags[i]);
         cc->l2_pending = NULL;
-        void *h =
+        void *pending =
             px_cachesync_l2_get(c->io.w, key, key_len, tags, versions, n_tags, l2_answered, c);
-        if (h && h != PX_CACHESYNC_DONE) {
-            cc->l2_pending = h;
+        if (pending && pending != PX_CACHESYNC_DONE) {
+            cc->l2_pending = pending;
             return PX_CACHEFLOW_WAIT;
         }
     }
@@ -904,7 +1001,8 @@ px_cacheflow_result_t px_cacheflow_lookup(px_client_t *c, px_sender_t *to_client
 {
     px_worker_t *w = c->io.w;
     px_config_t *cfg = px_worker_cfg(w);
-    if (!cfg->cache_enabled || (c->cache && (c->cache->fill || c->cache->waiting)) || c->pinned ||
+    if (!cfg->cache_enabled ||
+        (c->cache && (c->cache->fill || c->cache->waiting || c->cache->watching)) || c->pinned ||
         c->cache_off || c->tx_status != 'I' || c->unsynced || c->io.pass_left ||
         !px_cache_catalog_ready_for(c->database) || !px_cache_synced() || !px_cdc_serving())
         return PX_CACHEFLOW_BYPASS;
@@ -1180,7 +1278,9 @@ void px_cacheflow_client_gone(px_client_t *c)
         return;
     if (cc->fill)
         fill_free(cc->fill);
-    if (cc->waiting || cc->woken)
+    if (cc->watching)
+        unwatch(c);
+    else if (cc->waiting || cc->woken)
         px_list_del(&c->link);
     cc->waiting = NULL;
     cc->woken = false;

@@ -487,8 +487,9 @@ struct px_worker {
     pthread_t thread;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_timer_t tick;   /* timeouts, pool maintenance: every PX_TICK_MS */
-    uv_async_t wakeup; /* cross-thread: cancels, stop, reload */
+    uv_timer_t tick;           /* timeouts, pool maintenance: every PX_TICK_MS */
+    uv_async_t wakeup;         /* cross-thread: cancels, stop, reload */
+    _Atomic int fill_watchers; /* its clients waiting for another worker's cache fill */
     px_shared_t *shared;
     px_config_t *cfg;         /* snapshot in use; replaced at a safe point on reload */
     px_pool_t *_Atomic pools; /* chain, prepend-only: readable from the admin thread */

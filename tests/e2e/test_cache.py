@@ -113,6 +113,20 @@ def counts(ep):
     return s["hits"], s["misses"]
 
 
+def changes_seen(ep):
+    """Every write committed so far has reached the cache through the change stream:
+    a marker transaction committed now has been decoded (the stream is in commit
+    order), so no bump of an earlier write is still on its way."""
+    if wal_state(ep)["state"] != "up":
+        return
+    with pg_super() as s:
+        s.execute("CREATE TABLE IF NOT EXISTS fnx_change_marker (n int)")
+        before = wal_state(ep)["transactions"]
+        s.execute("INSERT INTO fnx_change_marker VALUES (1)")
+    wait_until(lambda: wal_state(ep)["transactions"] > before, 10, interval=0.01,
+               what="the change stream to decode a marker write")
+
+
 # ---------------------------------------------------------------- hits
 
 
@@ -827,11 +841,15 @@ def test_a_temporary_table_shadowing_a_cached_one_is_read_not_the_cache(proxy, t
         assert other.execute(sql).fetchone() == ("public",)
 
 
-def test_identical_concurrent_misses_go_to_postgresql_once(proxy, tables):
-    ep = cached(proxy, WORKERS="1", DB_POOL_SIZE="8")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_identical_concurrent_misses_go_to_postgresql_once(proxy, tables, workers):
+    """With two workers the clients land on both: a miss on one worker waits for the
+    other worker's fill of the same key too."""
+    ep = cached(proxy, WORKERS=workers, DB_POOL_SIZE="8")
     t = tables("co", "id int primary key", "SELECT g FROM generate_series(1, 3000) g")
     with ep.connect(autocommit=True) as c:
         until_cached(ep, c, "SELECT id FROM %s WHERE id = 1" % t)
+    changes_seen(ep)  # the table's own rows: their bump would refuse the fill below
     # slow enough (a few hundred ms) that every client asks while the first runs
     sql = "SELECT count(*) FROM %s a, generate_series(1, 1500) g WHERE a.id %% 7 <> g %% 5" % t
     conns = [ep.connect(autocommit=True) for _ in range(6)]
