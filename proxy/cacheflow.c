@@ -1260,6 +1260,17 @@ void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
     }
 }
 
+void px_cacheflow_unit_dropped(px_client_t *c)
+{
+    struct px_client_cache *cc = c->cache;
+    if (!cc || !cc->fill)
+        return;
+    struct px_fill *f = cc->fill;
+    cc->fill = NULL;
+    px_cache_count(PX_CACHE_C_STORE_ABORTED, 1);
+    fill_free(f);
+}
+
 void px_cacheflow_defer(px_client_t *c)
 {
     if (client_cache(c))

@@ -757,6 +757,9 @@ void px_cacheflow_worker_wake(px_worker_t *w);
 void px_cacheflow_worker_free(px_worker_t *w);
 /** Process @p c again on the worker's next loop turn (not from inside the caller). */
 void px_cacheflow_defer(px_client_t *c);
+/* The client's unit ended before reaching a server (cancelled while waiting): a
+ * fill armed for it is dropped. */
+void px_cacheflow_unit_dropped(px_client_t *c);
 /** A fill is armed: forwarded replies go through px_cacheflow_capture*. */
 bool px_cacheflow_filling(const px_client_t *c);
 

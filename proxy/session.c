@@ -1357,17 +1357,41 @@ static bool is_show(const char *p, size_t n)
     return true;
 }
 
+static char *restore_sql(px_client_t *c, const px_set_stmt_t *set);
+
+/* Transaction control: BEGIN, COMMIT, ROLLBACK, SAVEPOINT ... (first word). */
+static bool is_txn_control(const char *p, size_t n)
+{
+    static const char *const words[] = {"begin",    "start", "commit",    "end",
+                                        "rollback", "abort", "savepoint", "release"};
+    while (n > 0 && isspace((unsigned char)*p))
+        p++, n--;
+    size_t w = 0;
+    while (w < n && isalpha((unsigned char)p[w]))
+        w++;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strlen(words[i]) == w && strncasecmp(p, words[i], w) == 0)
+            return true;
+    return false;
+}
+
 /*
- * A Query of several statements, each a SET the proxy can carry or a SHOW
- * (what psqlODBC sends at connect: "SET DateStyle = 'ISO';SET
- * extra_float_digits = 2;show transaction_isolation"): note every SET, as for
- * one. False (nothing noted) when any statement is something else, a RESET,
- * or the text has a quote the split cannot follow.
+ * A Query of several statements, each a SET or RESET the proxy can carry, a
+ * SHOW, or a statement that leaves no session state: what psqlODBC sends at
+ * connect ("SET DateStyle = 'ISO';SET extra_float_digits = 2;show
+ * transaction_isolation") and what pools send when a connection goes back
+ * (asyncpg: "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+ * ALL;"). Every SET and RESET is noted, as for one; a RESET must be the last
+ * of them, since the startup values it brings back are put back right after
+ * the whole Query. False (nothing noted) when any statement is something
+ * else, transaction control (its command tag would be counted among the
+ * noted ones), or the text has a quote the split cannot follow.
  */
 static bool note_set_list(px_client_t *c, px_span_t sql)
 {
     px_set_stmt_t sets[PX_SETS_MAX];
     int nsets = 0;
+    bool reset = false;
     if (!memchr(sql.p, ';', sql.n))
         return false;
     stmt_iter_t it = {sql, 0, 0};
@@ -1376,16 +1400,23 @@ static bool note_set_list(px_client_t *c, px_span_t sql)
         const char *t = (const char *)part.p;
         if (is_show(t, part.n))
             continue;
-        if (nsets == PX_SETS_MAX || !px_sqlscan_parse_set(t, part.n, &sets[nsets]) ||
-            sets[nsets].kind != PX_SET_VALUE)
+        if (nsets < PX_SETS_MAX && px_sqlscan_parse_set(t, part.n, &sets[nsets])) {
+            if (reset)
+                return false;
+            reset = sets[nsets].kind != PX_SET_VALUE;
+            nsets++;
+            continue;
+        }
+        if (is_txn_control(t, part.n) || px_sqlscan_session_state_full(t, part.n))
             return false;
-        nsets++;
     }
     if (it.quote || nsets == 0)
         return false;
     for (int i = 0; i < nsets; i++)
         if (!sets_note(c, &sets[i]))
             return false; /* the caller pins: what was noted is never applied */
+    if (reset && c->tx_status != 'E' && !c->restore)
+        c->restore = restore_sql(c, &sets[nsets - 1]);
     return true;
 }
 
@@ -1524,7 +1555,8 @@ void px_client_sets_on_command(px_client_t *c, px_span_t body)
     if (!ps || !px_codec_parse_command_complete(body, &tag))
         return;
     if ((tag.n == 3 && memcmp(tag.p, "SET", 3) == 0) ||
-        (tag.n == 5 && memcmp(tag.p, "RESET", 5) == 0)) {
+        (tag.n == 5 && memcmp(tag.p, "RESET", 5) == 0) ||
+        (tag.n == 11 && memcmp(tag.p, "DISCARD ALL", 11) == 0)) {
         if (ps->confirmed < ps->n)
             ps->confirmed++;
     } else if (tag.n == 8 && memcmp(tag.p, "ROLLBACK", 8) == 0) {
@@ -1815,6 +1847,14 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         px_set_stmt_t set_st;
         const px_set_stmt_t *set =
             px_sqlscan_parse_set((const char *)sql.p, sql.n, &set_st) ? &set_st : NULL;
+        if (!set && txn_mode && c->tx_status == 'I' && is_discard_all(sql)) {
+            /* what pools send when a connection goes back: its settings part
+             * is RESET ALL (its statements part is below); inside a
+             * transaction the server refuses it and the note goes */
+            memset(&set_st, 0, sizeof(set_st));
+            set_st.kind = PX_SET_RESET_ALL;
+            set = &set_st;
+        }
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
         bool look = txn_mode && px_sqlscan_may_matter((const char *)sql.p, sql.n);
@@ -2183,7 +2223,7 @@ void px_client_process(px_client_t *c)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P' ||
-                       (hdr.type == 'B' && cfg->cache_enabled) ||
+                       (!s && c->skip_till_sync) || (hdr.type == 'B' && cfg->cache_enabled) ||
                        (cfg->pool_mode == PX_POOL_MODE_TRANSACTION &&
                         (hdr.type == 'D' || hdr.type == 'C' ||
                          (hdr.type == 'B' && bind_names_statement(p, avail))));
@@ -2216,6 +2256,20 @@ void px_client_process(px_client_t *c)
             return;
         }
 
+        if (!s && c->skip_till_sync) {
+            /* the rest of a unit cancelled while it waited (cancel_waiting) */
+            in->rpos += whole;
+            if (hdr.type == 'S') {
+                c->skip_till_sync = false;
+                px_wbuf_t wb = px_sender_wbuf(&to_client);
+                px_build_ready(&wb, c->tx_status);
+                if (!px_sender_commit(&to_client, &wb)) {
+                    px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+                    return;
+                }
+            }
+            continue;
+        }
         if (px_cacheflow_waiting(c))
             break; /* an identical fill is in flight: its end wakes this client */
         if (!c->cache_seen && (hdr.type == 'Q' || hdr.type == 'P' || hdr.type == 'B') &&
@@ -2351,6 +2405,46 @@ server_broken:
 
 /* ---- cancel and timeouts ----------------------------------------------------- */
 
+/*
+ * A cancel for a client whose unit still waits for a server connection:
+ * nothing of it ran, so it ends here as PostgreSQL ends a cancelled one, with
+ * 57014 and ReadyForQuery; an extended unit's messages up to its Sync are
+ * dropped (what has not arrived yet is skipped when it does). A first message
+ * still arriving is left alone: the unit runs.
+ */
+static void cancel_waiting(px_client_t *c)
+{
+    px_iobuf_t *in = c->io.in;
+    px_msg_hdr_t hdr;
+    if (!in || c->io.pass_left ||
+        px_codec_peek_header(in->data + in->rpos, in->wpos - in->rpos,
+                             px_worker_cfg(c->io.w)->max_message_size, &hdr) != PX_CODEC_OK ||
+        in->wpos - in->rpos < PX_MSG_HDR_LEN + hdr.body_len)
+        return;
+    px_pool_remove_waiter(c);
+    px_client_retry_disarm(c);
+    px_cacheflow_unit_dropped(c);
+    bool simple = hdr.type == 'Q' || hdr.type == 'F';
+    if (simple)
+        in->rpos += PX_MSG_HDR_LEN + hdr.body_len;
+    else
+        c->skip_till_sync = true;
+    px_sender_t snd;
+    px_sender_init(&snd, &c->io);
+    px_wbuf_t wb = px_sender_wbuf(&snd);
+    px_build_error(&wb, "ERROR", "57014", "canceling statement due to user request");
+    if (simple)
+        px_build_ready(&wb, c->tx_status);
+    if (!px_sender_commit(&snd, &wb) || px_sender_flush(&snd) != 0) {
+        px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
+        return;
+    }
+    PX_STAT_INC(c->io.w, cancels_forwarded);
+    CLOG(PX_LOG_DEBUG, c, "cancelled while waiting for a server connection");
+    px_client_set_state(c, PX_CLIENT_IDLE);
+    px_cacheflow_defer(c); /* what it sent after the unit goes on */
+}
+
 void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key)
 {
     px_client_t *c = px_worker_slot_get(w, pid);
@@ -2360,6 +2454,8 @@ void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key)
     if (c->server && c->server->fifo.count > 0) {
         PX_STAT_INC(w, cancels_forwarded);
         px_server_send_cancel(c->server);
+    } else if (!c->server && c->state == PX_CLIENT_WAITING && !px_list_empty(&c->link)) {
+        cancel_waiting(c);
     }
 }
 

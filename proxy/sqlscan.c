@@ -291,8 +291,15 @@ static const char *check_head(scan_t *s)
         return "LISTEN";
     if (word_is(w1, "load"))
         return "LOAD";
+    /* DISCARD PLANS / SEQUENCES / TEMP[ORARY] only drop what this client's own
+     * transactions could have left on the connection (temporary objects pin
+     * their client); DISCARD ALL also resets the settings: the session code
+     * carries it as RESET ALL outside a transaction */
     if (word_is(w1, "discard"))
-        return "DISCARD";
+        return word_is(w2, "plans") || word_is(w2, "sequences") || word_is(w2, "temp") ||
+                       word_is(w2, "temporary")
+                   ? NULL
+                   : "DISCARD";
     /* CREATE [GLOBAL|LOCAL] TEMP[ORARY] ..., SELECT ... INTO TEMP, DECLARE
      * ... WITH HOLD and DO bodies are left to the body scan. */
     return NULL;
