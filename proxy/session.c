@@ -195,8 +195,9 @@ static void detach_server(px_client_t *c)
     c->server = NULL;
     s->client = NULL;
     px_config_t *cfg = px_worker_cfg(c->io.w);
+    /* the client may also owe the server the rest of a message it forwards */
     bool busy = s->fifo.count > 0 || c->unsynced || s->io.pass_left > 0 || c->in_copy_in ||
-                s->ignore_till_sync;
+                s->ignore_till_sync || (c->io.pass_left > 0 && !c->io.pass_skip);
     if (busy) {
         px_server_send_cancel(s);
         px_server_close(s, "client left in the middle of a request");
@@ -754,6 +755,31 @@ static bool frontend_type_ok(uint8_t t)
     default:
         return false;
     }
+}
+
+/*
+ * A FunctionCall (the protocol's fast path, by function OID) of one of the
+ * built-in functions whose effect outlives the transaction, as the text scan
+ * finds them in SQL: set_config, setseed, the session-level advisory locks,
+ * lo_open. An OID not yet arrived counts as one.
+ */
+static bool function_call_keeps_state(px_span_t body)
+{
+    static const uint32_t oids[] = {
+        2078,                   /* set_config */
+        1599,                   /* setseed */
+        2880, 2881, 2882, 2883, /* pg_[try_]advisory_lock[_shared](bigint) */
+        2886, 2887, 2888, 2889, /* pg_[try_]advisory_lock[_shared](int, int) */
+        952,                    /* lo_open */
+    };
+    if (body.n < 4)
+        return true;
+    uint32_t oid = (uint32_t)body.p[0] << 24 | (uint32_t)body.p[1] << 16 |
+                   (uint32_t)body.p[2] << 8 | body.p[3];
+    for (size_t i = 0; i < sizeof(oids) / sizeof(oids[0]); i++)
+        if (oids[i] == oid)
+            return true;
+    return false;
 }
 
 static void pin(px_client_t *c, const char *why)
@@ -2116,6 +2142,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         return MSG_FORWARD;
     case 'F':
         PX_STAT_INC(w, queries);
+        if (txn_mode && !c->pinned && function_call_keeps_state(body))
+            pin(c, "FunctionCall of a session-level function");
         return px_fifo_push(&s->fifo, PX_REQ_FUNC, NULL) ? MSG_FORWARD : MSG_BROKEN;
     case 'H':
         c->unsynced = true;
@@ -2196,13 +2224,17 @@ void px_client_process(px_client_t *c)
             break; /* keep the bytes until a server connection is linked */
 
         if (c->io.pass_left > 0) {
-            /* the rest of a streamed message (CopyData, Bind, ...) */
+            /* the rest of a streamed message (CopyData, Bind, ...), or of
+             * one being skipped */
             uint32_t n = avail < c->io.pass_left ? (uint32_t)avail : c->io.pass_left;
-            if (!px_sender_span(&to_server, p, n))
+            if (!c->io.pass_skip && !px_sender_span(&to_server, p, n))
                 goto server_broken;
             in->rpos += n;
             c->io.pass_left -= n;
-            forwarded += n;
+            if (!c->io.pass_skip)
+                forwarded += n;
+            else if (c->io.pass_left == 0)
+                c->io.pass_skip = false;
             continue;
         }
 
@@ -2211,7 +2243,11 @@ void px_client_process(px_client_t *c)
         px_codec_status_t rc = px_codec_peek_header(p, avail, cap, &hdr);
         if (rc == PX_CODEC_NEED_MORE)
             break;
-        if (rc == PX_CODEC_ERROR || !frontend_type_ok(hdr.type)) {
+        if (rc == PX_CODEC_ERROR || !frontend_type_ok(hdr.type) ||
+            (hdr.type == 'p' && c->state != PX_CLIENT_AUTH)) {
+            /* a password message after login: PostgreSQL ends the session
+             * with this FATAL; forwarded, it would end the server
+             * connection's next client instead */
             if (rc == PX_CODEC_ERROR)
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
                                "invalid message length (message type %d, limit %u bytes)", p[0],
@@ -2350,6 +2386,14 @@ void px_client_process(px_client_t *c)
         if (mr == MSG_BROKEN)
             goto server_broken;
         if (mr == MSG_CONSUMED) {
+            if (avail < whole) {
+                /* skipped (after an error, up to Sync) while still arriving:
+                 * the rest is dropped as it comes */
+                in->rpos += avail;
+                c->io.pass_left = whole - (uint32_t)avail;
+                c->io.pass_skip = true;
+                continue;
+            }
             in->rpos += whole;
             continue;
         }
@@ -2359,6 +2403,7 @@ void px_client_process(px_client_t *c)
             goto server_broken;
         in->rpos += n;
         c->io.pass_left = whole - n;
+        c->io.pass_skip = false;
         forwarded += n;
         if (c->restore && !c->io.pass_left && (hdr.type == 'S' || hdr.type == 'Q')) {
             /* right behind the RESET: the client's startup values again */
