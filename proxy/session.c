@@ -187,7 +187,7 @@ static void client_free_cb(uv_handle_t *h)
  * runs on it and close it. */
 static void sets_clear(px_client_t *c);
 
-static void detach_server(px_client_t *c)
+static void detach_server(px_client_t *c, bool terminated)
 {
     px_server_t *s = c->server;
     if (!s)
@@ -199,6 +199,19 @@ static void detach_server(px_client_t *c)
     bool busy = s->fifo.count > 0 || c->unsynced || s->io.pass_left > 0 || c->in_copy_in ||
                 s->ignore_till_sync || (c->io.pass_left > 0 && !c->io.pass_skip);
     if (busy) {
+        if (terminated && !c->in_copy_in && !(c->io.pass_left > 0 && !c->io.pass_skip)) {
+            /* a Terminate behind its requests: PostgreSQL runs them (an
+             * INSERT sent just before it commits) and then ends; so does
+             * this connection, which is not reused */
+            static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+            px_sender_t snd;
+            px_sender_init(&snd, &s->io);
+            if (px_sender_span(&snd, terminate, sizeof(terminate)) && px_sender_flush(&snd) != 0) {
+                /* broken already: closing is all that is left */
+            }
+            px_server_close(s, "client terminated with requests outstanding");
+            return;
+        }
         px_server_send_cancel(s);
         px_server_close(s, "client left in the middle of a request");
         return;
@@ -243,7 +256,7 @@ void px_client_close(px_client_t *c, px_close_reason_t why)
     free(c->restore);
     c->restore = NULL;
     px_client_retry_disarm(c);
-    detach_server(c);
+    detach_server(c, why == PX_CLOSE_CLIENT_TERMINATE);
     px_io_close(&c->io, client_free_cb);
 }
 

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 import pgwire
-from conftest import PASSWORDS, skip_if_direct
+from conftest import PASSWORDS, pg_super, skip_if_direct, wait_until
 
 LOGIN_TIMEOUT = 3  # CLIENT_LOGIN_TIMEOUT in these proxies
 TRUST = {"AUTH_TYPE": "trust", "CLIENT_LOGIN_TIMEOUT": str(LOGIN_TIMEOUT)}
@@ -263,6 +263,25 @@ def test_terminate_message_closes_cleanly(proxy):
         assert raw.wait_closed(3)
     finally:
         raw.close()
+    healthy(px)
+
+
+@pytest.mark.parametrize("sql", ["INSERT INTO {t} VALUES (1)",
+                                 "SELECT pg_sleep(0.3); INSERT INTO {t} VALUES (1)"])
+def test_a_terminate_sent_right_behind_a_write_lets_the_write_finish(proxy, make_table, sql):
+    """A client that sends its last statement and Terminate in one write and goes:
+    PostgreSQL runs the statement, then ends the session; through the proxy too."""
+    t = make_table("n int")
+    px = trust_proxy(proxy)
+    raw = trust_login(px)
+    try:
+        raw.send(pgwire.query(sql.format(t=t)) + pgwire.terminate())
+        raw.wait_closed(3)
+    finally:
+        raw.close()
+    with pg_super() as s:
+        wait_until(lambda: s.execute("SELECT count(*) FROM %s" % t).fetchone()[0] == 1, 5,
+                   what="the write sent before Terminate to commit")
     healthy(px)
 
 
