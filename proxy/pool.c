@@ -147,11 +147,13 @@ bool px_pool_checkout(px_pool_t *pool, px_client_t *c)
     uint64_t check_ms = (uint64_t)(cfg->server_idle_check * 1000.0);
     if (c->seq_want) {
         /* currval()/lastval() read the session's sequence state: the
-         * connection of the client's last transaction, if nobody used it since
-         * (and it needs no pre-use check; else the loop below checks it) */
+         * connection that holds the client's latest, if it is still the
+         * client's alone (and it needs no pre-use check; else the loop below
+         * checks it) */
         for (px_list_t *l = pool->idle.next; l != &pool->idle; l = l->next) {
             px_server_t *s = px_container_of(l, px_server_t, link);
-            if (s->id == c->seq_sid && s->lends == c->seq_lends && now - s->last_used <= check_ms) {
+            if (s->serial == c->wr_server && s->seq_owner == c->serial &&
+                now - s->last_used <= check_ms) {
                 link_client(s, c);
                 return true;
             }

@@ -331,9 +331,10 @@ struct px_client {
     uint8_t route;                 /* px_route_verdict_t of the current transaction */
     bool skip_till_sync;           /* the proxy raised an error in this batch: drop to Sync */
     bool unit_done;                /* a replica-routed unit has been sent in full */
-    bool seq_want;                 /* the unit reads currval()/lastval(): see seq_sid */
-    uint32_t seq_sid;              /* server connection of its last transaction (id) */
-    uint64_t seq_lends;            /* that connection's lends when it was given back */
+    uint64_t serial;               /* never reused in this process (px_serial_next) */
+    uint64_t wr_server;            /* serial of the server connection of its last write */
+    bool seq_want;                 /* the unit reads currval()/lastval(): the pool
+                                      offers the connection holding its latest */
     bool unsynced;                 /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;               /* the server asked for COPY data */
     bool exec_open;                /* an Execute sent since the last CopyDone/CopyFail */
@@ -381,6 +382,9 @@ struct px_server {
     px_params_t applied;           /* settings the proxy has SET on this connection */
     uint32_t id;                   /* proxy-local id for logs (unique in its worker) */
     uint64_t lends;                /* times given to a client */
+    uint64_t serial;               /* never reused in this process (px_serial_next) */
+    uint64_t seq_owner;            /* serial of the client whose writes left sequence
+                                      state (currval, lastval) here; 0: none */
     struct px_cancel_conn *cancel; /* a CancelRequest for its backend in flight */
     bool cancel_hold;              /* released while it was: back to the pool after */
     uint32_t be_pid;               /* BackendKeyData from PostgreSQL, for cancels */
@@ -474,6 +478,7 @@ typedef struct px_handoff {
     px_params_t applied;  /* ownership moves with the message */
     px_stmt_set_t *stmts; /* likewise */
     struct px_tls *tls;   /* likewise: the TLS session, between records, or NULL */
+    uint64_t serial, seq_owner;
 } px_handoff_t;
 
 #define PX_HANDOFF_QUEUE 64
@@ -757,6 +762,8 @@ void px_cacheflow_worker_wake(px_worker_t *w);
 void px_cacheflow_worker_free(px_worker_t *w);
 /** Process @p c again on the worker's next loop turn (not from inside the caller). */
 void px_cacheflow_defer(px_client_t *c);
+/* A process-wide number never handed out twice (clients, server connections). */
+uint64_t px_serial_next(void);
 /* The client's unit ended before reaching a server (cancelled while waiting): a
  * fill armed for it is dropped. */
 void px_cacheflow_unit_dropped(px_client_t *c);

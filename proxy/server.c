@@ -265,6 +265,8 @@ px_server_t *px_server_open(px_pool_t *pool)
     px_worker_t *w = pool->w;
     px_config_t *cfg = px_worker_cfg(w);
     px_server_t *s = calloc(1, sizeof(*s));
+    if (s)
+        s->serial = px_serial_next();
     if (!s)
         return NULL;
     px_io_init(&s->io, w, PX_IO_SERVER);
@@ -1060,8 +1062,13 @@ void px_server_process(px_server_t *s)
         s->client = NULL;
         s->ignore_till_sync = false;
         s->shape_wait = false;
-        c->seq_sid = s->id;
-        c->seq_lends = s->lends;
+        if ((px_route_verdict_t)c->route == PX_ROUTE_PRIMARY) {
+            /* a transaction that may have written may have called nextval(),
+             * perhaps in a column default: the sequence state here is its
+             * client's now (px_client_on_server clears it for any other) */
+            s->seq_owner = c->serial;
+            c->wr_server = s->serial;
+        }
         px_route_done(c, s->pool, (px_route_verdict_t)c->route);
         c->unit_done = false;
         px_client_set_state(c, PX_CLIENT_IDLE);
@@ -1237,7 +1244,8 @@ bool px_server_handoff(px_server_t *s, int target)
     int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0)
         return false;
-    px_handoff_t h = {nfd, pool->budget, s->be_pid, s->be_key, s->applied, s->stmts, s->io.tls};
+    px_handoff_t h = {nfd,      pool->budget, s->be_pid, s->be_key,   s->applied,
+                      s->stmts, s->io.tls,    s->serial, s->seq_owner};
     if (!px_shared_post_handoff(w->shared, target, &h)) {
         close(nfd);
         return false;
@@ -1261,6 +1269,8 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
     px_pool_t *pool =
         w->stopping ? NULL : px_pool_get(w, database, user, b->host, b->port, b->is_primary);
     px_server_t *s = pool ? calloc(1, sizeof(*s)) : NULL;
+    if (s)
+        s->serial = px_serial_next();
     if (!s)
         goto fail;
     px_io_init(&s->io, w, PX_IO_SERVER);
@@ -1282,6 +1292,8 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
         goto fail;
     }
     s->applied = h->applied;
+    s->serial = h->serial; /* the same connection: its sequence state goes with it */
+    s->seq_owner = h->seq_owner;
     s->stmts = h->stmts;
     h->stmts = NULL;
     s->io.tls = h->tls;

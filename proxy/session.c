@@ -228,6 +228,7 @@ static void detach_server(px_client_t *c, bool terminated)
         ok = px_server_inject(s, &snd, "ROLLBACK", PX_REQ_SKIP_QUERY);
     if (ok && dirty) {
         ok = px_server_inject(s, &snd, "DISCARD ALL", PX_REQ_SKIP_QUERY);
+        s->seq_owner = 0;
         px_params_free(&s->applied);
         px_stmt_set_clear(s->stmts); /* DISCARD ALL deallocates them all */
     }
@@ -266,6 +267,12 @@ static void unaccepted_free_cb(uv_handle_t *h)
     free(h->data);
 }
 
+uint64_t px_serial_next(void)
+{
+    static _Atomic uint64_t next = 1;
+    return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+}
+
 /* ---- accept ------------------------------------------------------------------ */
 
 static px_client_t *client_alloc(px_worker_t *w)
@@ -273,6 +280,7 @@ static px_client_t *client_alloc(px_worker_t *w)
     px_client_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    c->serial = px_serial_next();
     c->avoid_replica = -1;
     px_io_init(&c->io, w, PX_IO_CLIENT);
     if (uv_tcp_init(&w->loop, &c->io.tcp) != 0) {
@@ -918,13 +926,15 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
             return;
         }
     }
-    if (c->seq_want) {
-        c->seq_want = false;
-        /* the client's sequence state is on a connection someone else has
-         * used since: PostgreSQL's "not yet defined in this session" beats
-         * another client's value */
-        if ((s->id != c->seq_sid || s->lends != c->seq_lends + 1) && !c->pinned)
-            sent = sent && px_server_inject(s, &snd, "DISCARD SEQUENCES", PX_REQ_SKIP_QUERY);
+    c->seq_want = false;
+    if (s->seq_owner != 0 && (s->seq_owner != c->serial || s->serial != c->wr_server)) {
+        /* sequence state (currval, lastval) another client's writes left
+         * here, or this client's own from before its last write elsewhere:
+         * gone before the client runs anything. PostgreSQL's "not yet
+         * defined in this session" beats a value that is not the client's
+         * latest, also in a function or after a BEGIN */
+        sent = sent && px_server_inject(s, &snd, "DISCARD SEQUENCES", PX_REQ_SKIP_QUERY);
+        s->seq_owner = 0;
     }
     if (!sent || px_sender_flush(&snd) != 0) {
         px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
@@ -2358,7 +2368,7 @@ void px_client_process(px_client_t *c)
                 px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
                 return;
             }
-            c->seq_want = c->seq_sid != 0 && reads_sequence_state(c, hdr.type, body);
+            c->seq_want = c->wr_server != 0 && reads_sequence_state(c, hdr.type, body);
             px_route_verdict_t verdict;
             px_pool_t *target = px_route_pick(c, &verdict);
             c->route = (uint8_t)verdict;

@@ -324,6 +324,43 @@ def test_reset_of_startup_timezone_and_datestyle_matches_postgresql(proxy, stack
     assert outs[1] == outs[0]
 
 
+@pytest.mark.parametrize("how", ["new_session", "after_a_write_of_its_own", "after_begin",
+                                 "in_a_function"])
+def test_currval_after_another_clients_nextval_on_the_same_connection_is_undefined(proxy, how):
+    """One server connection: b draws from a sequence; then a, which never drew from it,
+    reads currval. Directly a gets "not yet defined in this session" (55000); through the
+    proxy too, whatever a's transaction starts with, never b's value."""
+    ep = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "CACHE_ENABLED": "false"})
+    seq, t, fn = unique("sq"), unique("sqt"), unique("sqf")
+    with pg_super() as s:
+        s.execute("CREATE SEQUENCE %s" % seq)
+        s.execute("CREATE TABLE %s (v int)" % t)
+        s.execute("CREATE FUNCTION %s() RETURNS bigint LANGUAGE sql AS $$SELECT currval('%s')$$"
+                  % (fn, seq))
+        s.execute("GRANT ALL ON SEQUENCE %s TO fnx; GRANT ALL ON %s TO fnx" % (seq, t))
+    try:
+        with ep.connect(autocommit=True) as a, ep.connect(autocommit=True) as b:
+            a.execute("INSERT INTO %s VALUES (1)" % t)  # a has written before
+            b.execute("SELECT nextval('%s')" % seq)
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+                if how == "new_session":
+                    with ep.connect(autocommit=True) as c:
+                        c.execute("SELECT currval('%s')" % seq)
+                elif how == "after_a_write_of_its_own":
+                    a.execute("INSERT INTO %s VALUES (2)" % t)
+                    a.execute("SELECT currval('%s')" % seq)
+                elif how == "after_begin":
+                    with a.transaction():
+                        a.execute("SELECT currval('%s')" % seq)
+                else:
+                    a.execute("SELECT %s()" % fn)
+    finally:
+        with pg_super() as s:
+            s.execute("DROP FUNCTION IF EXISTS %s()" % fn)
+            s.execute("DROP TABLE IF EXISTS %s" % t)
+            s.execute("DROP SEQUENCE IF EXISTS %s" % seq)
+
+
 def test_currval_and_lastval_never_answer_another_clients_value(proxy):
     """nextval() leaves its value in the session (currval, lastval): a client's
     next transaction that reads them gets the connection of its last one when
