@@ -333,6 +333,8 @@ struct px_client {
     bool unit_done;                /* a replica-routed unit has been sent in full */
     uint64_t serial;               /* never reused in this process (px_serial_next) */
     uint64_t wr_server;            /* serial of the server connection of its last write */
+    bool set_local;                /* its transaction ran SET LOCAL (reports are undone) */
+    bool sets_reverted;            /* its transaction undid SETs: reports until it ends */
     bool seq_want;                 /* the unit reads currval()/lastval(): the pool
                                       offers the connection holding its latest */
     bool unsynced;                 /* extended-protocol messages sent since the last Sync */

@@ -874,6 +874,8 @@ void px_server_process(px_server_t *s)
                 return;
             }
             if (c && forward) {
+                if (st == 'I')
+                    c->set_local = c->sets_reverted = false;
                 if (c->sets)
                     px_client_sets_on_ready(c, s, st);
                 px_cacheflow_on_ready(c, s, st);

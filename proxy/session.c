@@ -1408,6 +1408,27 @@ static bool is_show(const char *p, size_t n)
 
 static char *restore_sql(px_client_t *c, const px_set_stmt_t *set);
 
+/* A statement of @p sql (split on ';') that is SET LOCAL: its change of a
+ * reported setting is undone when the transaction ends. */
+static bool has_set_local(px_span_t sql)
+{
+    stmt_iter_t it = {sql, 0, 0};
+    px_span_t part;
+    while (stmt_next(&it, &part)) {
+        const char *p = (const char *)part.p, *e = p + part.n;
+        while (p < e && isspace((unsigned char)*p))
+            p++;
+        if (e - p < 10 || strncasecmp(p, "set", 3) != 0 || !isspace((unsigned char)p[3]))
+            continue;
+        p += 4;
+        while (p < e && isspace((unsigned char)*p))
+            p++;
+        if (e - p > 5 && strncasecmp(p, "local", 5) == 0 && isspace((unsigned char)p[5]))
+            return true;
+    }
+    return false;
+}
+
 /* Transaction control: BEGIN, COMMIT, ROLLBACK, SAVEPOINT ... (first word). */
 static bool is_txn_control(const char *p, size_t n)
 {
@@ -1559,12 +1580,53 @@ static bool sets_apply_done(px_client_t *c, bool unit_ended)
  * "SQL, DMY"), so replaying the text as written elsewhere would lose a part:
  * the value the server reports is what is kept instead.
  */
+/* Whether the current unit's own SET or RESET (or RESET ALL, DISCARD ALL) of
+ * the setting @p name (any case) explains a report of it. */
+static bool sets_pending_for(const px_client_t *c, px_span_t name)
+{
+    const struct px_client_sets *ps = c->sets;
+    for (int i = ps ? ps->n - 1 : -1; i >= 0; i--)
+        if (ps->item[i].wait == 0 &&
+            (ps->item[i].kind == PX_SET_RESET_ALL ||
+             (strlen(ps->item[i].name) == name.n &&
+              strncasecmp(ps->item[i].name, (const char *)name.p, name.n) == 0)))
+            return true;
+    return false;
+}
+
+/* The reported settings a session can change (the others, server_version,
+ * is_superuser, ..., it cannot, or SET ROLE / SESSION AUTHORIZATION pins). */
+static bool reported_setting(px_span_t name)
+{
+    static const char *const names[] = {"client_encoding",
+                                        "application_name",
+                                        "DateStyle",
+                                        "IntervalStyle",
+                                        "TimeZone",
+                                        "standard_conforming_strings",
+                                        "default_transaction_read_only"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == name.n && strncasecmp(names[i], (const char *)name.p, name.n) == 0)
+            return true;
+    return false;
+}
+
 void px_client_sets_on_param(px_client_t *c, px_span_t body)
 {
     px_span_t name, value;
-    if (c->pinned || !px_codec_parse_param_status(body, &name, &value) || name.n != 9 ||
-        strncasecmp((const char *)name.p, "datestyle", 9) != 0)
+    if (c->pinned || px_worker_cfg(c->io.w)->pool_mode != PX_POOL_MODE_TRANSACTION ||
+        !px_codec_parse_param_status(body, &name, &value))
         return;
+    if (!(name.n == 9 && strncasecmp((const char *)name.p, "datestyle", 9) == 0)) {
+        /* a change the proxy did not see made (set_config() in a function,
+         * a procedure): the connection now differs from what the proxy
+         * would replay, so it stays with this client (a SET LOCAL's report
+         * is undone at the transaction's end) */
+        if (reported_setting(name) && !sets_pending_for(c, name) && !c->set_local &&
+            !c->sets_reverted)
+            pin(c, "a setting changed where the proxy cannot see it (a function)");
+        return;
+    }
     char lit[200];
     size_t n = 0;
     lit[n++] = PX_PARAM_SQL;
@@ -1593,8 +1655,12 @@ void px_client_sets_on_param(px_client_t *c, px_span_t body)
     }
     /* already kept (its transaction committed before this report) */
     static const char key[] = {PX_PARAM_SQL, 'd', 'a', 't', 'e', 's', 't', 'y', 'l', 'e', 0};
-    if (px_params_get(&c->params, key) && !px_params_set(&c->params, key, strlen(key), lit, n))
-        pin(c, "out of memory");
+    if (px_params_get(&c->params, key)) {
+        if (!px_params_set(&c->params, key, strlen(key), lit, n))
+            pin(c, "out of memory");
+    } else if (!c->set_local && !c->sets_reverted) {
+        pin(c, "a setting changed where the proxy cannot see it (a function)");
+    }
 }
 
 void px_client_sets_on_command(px_client_t *c, px_span_t body)
@@ -1609,7 +1675,8 @@ void px_client_sets_on_command(px_client_t *c, px_span_t body)
         if (ps->confirmed < ps->n)
             ps->confirmed++;
     } else if (tag.n == 8 && memcmp(tag.p, "ROLLBACK", 8) == 0) {
-        sets_drop_current(ps); /* the transaction's SETs are undone */
+        sets_drop_current(ps);   /* the transaction's SETs are undone */
+        c->sets_reverted = true; /* and reported again as they were */
     } else if (tag.n == 6 && memcmp(tag.p, "COMMIT", 6) == 0) {
         /* they hold now, whatever follows (COMMIT AND CHAIN opens another
          * transaction, whose ROLLBACK must not undo them) */
@@ -1620,6 +1687,7 @@ void px_client_sets_on_command(px_client_t *c, px_span_t body)
 
 void px_client_sets_on_error(px_client_t *c)
 {
+    c->sets_reverted = true; /* reported again as they were when it ends */
     /* the statement failed, or its transaction will roll back; units
      * pipelined behind it keep theirs */
     if (c->sets)
@@ -1907,6 +1975,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
         bool look = txn_mode && px_sqlscan_may_matter((const char *)sql.p, sql.n);
+        if (look && has_set_local(sql))
+            c->set_local = true;
         if (txn_mode) {
             bool all;
             char name[128];
@@ -1956,6 +2026,9 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             px_sqlscan_parse_set((const char *)sql.p, sql.n, &set_st) ? &set_st : NULL;
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
+        if (txn_mode && px_sqlscan_may_matter_remembered((const char *)sql.p, sql.n) &&
+            has_set_local(sql))
+            c->set_local = true;
         if (!txn_mode || stmt.n == 0) {
             /* the client's unnamed statement from now on, here */
             if (stmt.n == 0 && !px_client_remember_unnamed(

@@ -10,7 +10,7 @@ import threading
 import psycopg
 import pytest
 
-from conftest import pg_super, skip_if_direct, unique
+from conftest import DBNAME, PG_HOST, PG_PORT, pg_super, skip_if_direct, unique
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -134,9 +134,16 @@ def test_several_sets_in_one_query_are_carried_without_pinning(proxy):
             assert a.execute("SHOW statement_timeout").fetchone()[0] == "4343ms"
 
         pids = backends_seen(a, 40, check)
-        # a text mixing SETs with anything else still pins
+        # SETs mixed with statements that leave no session state are carried too (what
+        # ORMs and pool resets send); anything else in the text still pins
         with ep.connect(autocommit=True) as b:
             b.execute("SET statement_timeout = '5s'; SELECT 1")
+
+            def check_b():
+                assert b.execute("SHOW statement_timeout").fetchone()[0] == "5s"
+
+            backends_seen(b, 10, check_b)
+            b.execute("SET statement_timeout = '6s'; LISTEN e2e_multi")
     if not ep.direct:
         assert len(pids) > 1, "the client never moved: the test proves nothing"
         assert pins(ep) == 1
@@ -322,6 +329,57 @@ def test_reset_of_startup_timezone_and_datestyle_matches_postgresql(proxy, stack
     assert outs[0] == ["Postgres, MDY", "PST8PDT", "Postgres, MDY", "PST8PDT", "PST8PDT",
                        "Postgres, MDY", "PST8PDT"], outs[0]
     assert outs[1] == outs[0]
+
+
+@pytest.mark.parametrize("setting,value,check", [
+    ("TimeZone", "Asia/Tokyo", "SHOW TimeZone"),
+    ("client_encoding", "LATIN1", "SELECT length(convert_to('\u00e9', 'UTF8'))"),
+    ("DateStyle", "SQL, DMY", "SHOW DateStyle"),
+])
+def test_a_reported_setting_changed_in_a_function_stays_with_its_client(proxy, setting, value,
+                                                                         check):
+    """set_config() inside a function changes a setting the proxy cannot see in the text;
+    PostgreSQL reports it (ParameterStatus). The client that made it keeps it, the next
+    client on the same server connection never gets it (a client_encoding that leaked
+    would garble the other client's text)."""
+    ep = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "CACHE_ENABLED": "false",
+                    "DB_POOL_TIMEOUT": "3"})
+    fn = unique("setf")
+    with pg_super() as s:
+        s.execute("CREATE FUNCTION %s() RETURNS text LANGUAGE sql AS "
+                  "$$SELECT set_config('%s', '%s', false)$$" % (fn, setting, value))
+    try:
+        with psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=DBNAME,
+                             autocommit=True) as d:
+            want_b = d.execute(check).fetchone()[0]
+        with ep.connect(autocommit=True) as a:
+            a.execute("SELECT %s()" % fn)
+            got_a = a.execute("SHOW %s" % setting).fetchone()[0]
+        with ep.connect(autocommit=True) as b:
+            assert b.execute(check).fetchone()[0] == want_b
+        assert got_a.lower().replace(" ", "") == value.lower().replace(" ", "")
+    finally:
+        with pg_super() as s:
+            s.execute("DROP FUNCTION IF EXISTS %s()" % fn)
+
+
+def test_set_local_and_rolled_back_sets_of_reported_settings_do_not_pin(proxy):
+    skip_if_direct("counts the proxy's pins")
+    ep = proxy(env={"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "CACHE_ENABLED": "false"})
+    with ep.connect(autocommit=True) as a:
+        with a.transaction():
+            a.execute("SET LOCAL TimeZone = 'Asia/Tokyo'")
+            assert a.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+        with pytest.raises(psycopg.errors.DivisionByZero), a.transaction():
+            a.execute("SET TimeZone = 'Europe/Paris'")
+            a.execute("SELECT 1/0")
+        a.execute("SET DateStyle = 'German'")
+        assert a.execute("SHOW DateStyle").fetchone()[0] == "German, DMY"
+        tz = a.execute("SHOW TimeZone").fetchone()[0]
+    with ep.connect(autocommit=True) as b:
+        assert b.execute("SHOW TimeZone").fetchone()[0] == tz
+        assert b.execute("SHOW DateStyle").fetchone()[0] != "German, DMY"
+    assert pins(ep) == 0
 
 
 @pytest.mark.parametrize("how", ["new_session", "after_a_write_of_its_own", "after_begin",
