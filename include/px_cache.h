@@ -151,6 +151,14 @@ void px_cache_catalog_publish(px_cache_catalog_t *c);
  * other tables, say), so reads are cached only in this one.
  */
 void px_cache_catalog_set_db(px_cache_catalog_t *c, const char *db);
+/* DDL through the proxy: the catalog in use may not know its triggers, rules,
+ * foreign keys or views until a load started after it is published. Loads
+ * take px_cache_ddl_seq() when they start and give it to their catalog. */
+void px_cache_note_ddl(void);
+uint64_t px_cache_ddl_seq(void);
+void px_cache_catalog_set_ddl_seq(px_cache_catalog_t *c, uint64_t seq);
+/* A DDL happened that the published catalog may not reflect yet. */
+bool px_cache_catalog_stale(void);
 /** Whether a catalog has been published. */
 bool px_cache_catalog_ready(void);
 /** Whether a catalog describing database @p db (or an unnamed one) is published. */

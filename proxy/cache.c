@@ -863,7 +863,8 @@ typedef struct cat_rel {
 struct px_cache_catalog {
     cat_rel_t *buckets[CAT_BUCKETS];
     size_t n;
-    char db[64]; /* the database it describes ("": unnamed, any) */
+    char db[64];      /* the database it describes ("": unnamed, any) */
+    uint64_t ddl_seq; /* px_cache_ddl_seq() when its load started */
 };
 
 static _Atomic(px_cache_catalog_t *) g_cat; /* read in epoch sections */
@@ -927,6 +928,30 @@ bool px_cache_catalog_add(px_cache_catalog_t *c, const char *name, unsigned flag
     return true;
 }
 
+static _Atomic uint64_t g_ddl_seq;     /* DDL statements seen */
+static _Atomic uint64_t g_cat_ddl_seq; /* g_ddl_seq when the published catalog's load started */
+
+void px_cache_note_ddl(void)
+{
+    atomic_fetch_add_explicit(&g_ddl_seq, 1, memory_order_acq_rel);
+}
+
+uint64_t px_cache_ddl_seq(void)
+{
+    return atomic_load_explicit(&g_ddl_seq, memory_order_acquire);
+}
+
+void px_cache_catalog_set_ddl_seq(px_cache_catalog_t *c, uint64_t seq)
+{
+    c->ddl_seq = seq;
+}
+
+bool px_cache_catalog_stale(void)
+{
+    return atomic_load_explicit(&g_cat_ddl_seq, memory_order_acquire) <
+           atomic_load_explicit(&g_ddl_seq, memory_order_acquire);
+}
+
 void px_cache_catalog_set_db(px_cache_catalog_t *c, const char *db)
 {
     size_t n = db ? strlen(db) : 0;
@@ -960,6 +985,8 @@ void px_cache_catalog_free(px_cache_catalog_t *c)
 void px_cache_catalog_publish(px_cache_catalog_t *c)
 {
     px_cache_catalog_t *old = atomic_exchange_explicit(&g_cat, c, memory_order_acq_rel);
+    if (c)
+        atomic_store_explicit(&g_cat_ddl_seq, c->ddl_seq, memory_order_release);
     if (!old)
         return;
     pthread_once(&g_epoch_once, epoch_init);

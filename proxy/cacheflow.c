@@ -67,6 +67,7 @@ struct px_fill {
 #define PX_TXN_BUMPS 64
 struct px_txn_bumps {
     bool epoch;
+    bool ddl; /* DDL: the catalog is stale again once it commits */
     int n;
     px_tag_t tags[PX_TXN_BUMPS];
 };
@@ -602,7 +603,9 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
             if (!px_cache_tags_add_write(t, &n, PX_CACHE_MAX_TAGS, &rel, vals, nv))
                 dml = false;
         }
-        if (dml && any) {
+        /* after DDL through the proxy, until the catalog has been loaded
+         * again, a table may have a trigger or cascade it does not know */
+        if (dml && any && !px_cache_catalog_stale()) {
             for (int i = 0; i < n; i++)
                 note_bump(c, t[i], gen);
             px_cachesync_publish(c->io.w, t, n);
@@ -610,8 +613,14 @@ static void note_statement(px_client_t *c, const uint8_t *sql, size_t len, const
         }
     }
     bump_everything(c, gen);
-    if (!(r.flags & PX_CLS_F_DML) && r.cls != PX_CLASS_UNKNOWN)
-        px_health_refresh_catalog(); /* DDL: views and keys may have changed */
+    if (!(r.flags & PX_CLS_F_DML) && r.cls != PX_CLASS_UNKNOWN) {
+        /* DDL: views, keys, triggers may have changed (again at its commit) */
+        struct px_client_cache *cc = client_cache(c);
+        if (cc)
+            cc->bumps.ddl = true;
+        px_cache_note_ddl();
+        px_health_refresh_catalog();
+    }
 }
 
 /* Session-mode or unknown named statement: its text is not known here. */
@@ -1250,13 +1259,18 @@ void px_cacheflow_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
     if (status == 'I' && (b->n || b->epoch)) {
         /* the transaction is over: bump again before the client hears so */
         uint64_t gen = px_health_generation();
+        if (b->ddl) {
+            /* a load that ran before the commit did not see it */
+            px_cache_note_ddl();
+            px_health_refresh_catalog();
+        }
         if (b->epoch)
             bump_everything(c, gen);
         for (int i = 0; i < b->n; i++)
             px_cache_tag_bump(b->tags[i], gen);
         px_cachesync_publish(c->io.w, b->tags, b->n);
         b->n = 0;
-        b->epoch = false;
+        b->epoch = b->ddl = false;
     }
 }
 

@@ -148,7 +148,8 @@ typedef struct hc_prober {
     uint64_t catalog_next;         /* monotonic ms of the next volatility load */
     uint64_t catalog_digest;       /* of the rows last published */
     bool catalog_published;
-    char **bad_views; /* views the cache must not serve, from the last load */
+    uint64_t catalog_ddl_seq; /* px_cache_ddl_seq() when the load in flight started */
+    char **bad_views;         /* views the cache must not serve, from the last load */
     int n_bad_views;
     bool cache_catalog_logged;
 } hc_prober_t;
@@ -508,6 +509,7 @@ static void hc_relation_rows(hc_prober_t *P, const PGresult *r)
     if (!cat)
         return;
     px_cache_catalog_set_db(cat, P->db);
+    px_cache_catalog_set_ddl_seq(cat, P->catalog_ddl_seq);
     int rows = PQntuples(r);
     for (int i = 0; i < rows; i++) {
         const char *name = PQgetvalue(r, i, 0);
@@ -654,6 +656,7 @@ static void hc_advance(hc_prober_t *P, hc_member_t *m, uint64_t now)
         bool asked = atomic_exchange(&g_catalog_req, false);
         if (asked || P->catalog_next == 0 || now >= P->catalog_next) {
             P->catalog_next = now + PX_HEALTH_CATALOG_PERIOD_S * 1000u;
+            P->catalog_ddl_seq = px_cache_ddl_seq(); /* DDL before now is in what it reads */
             hc_send(P, m, HC_CATALOG_SQL, HC_CATALOG, now, HC_CATALOG_TIMEOUT_MS);
         }
     }

@@ -841,6 +841,57 @@ def test_a_temporary_table_shadowing_a_cached_one_is_read_not_the_cache(proxy, t
         assert other.execute(sql).fetchone() == ("public",)
 
 
+@pytest.mark.parametrize("ddl", ["trigger", "cascade"])
+def test_a_write_right_after_ddl_that_adds_a_trigger_or_cascade_invalidates_what_it_reaches(
+        proxy, tables, ddl):
+    """CREATE TRIGGER on ta that writes tb (or a foreign key ON DELETE CASCADE from tb to
+    ta), through the proxy, then at once a cached read of tb and a write to ta: the next
+    read of tb is fresh, though the proxy's catalog does not know the trigger yet."""
+    ep = cached(proxy, CACHE_WAL_INVALIDATION="false")
+    ta = tables("ta", "id int primary key, v text", "VALUES (1, 'old')")
+    tb = tables("tb", "id int primary key, v text", "VALUES (1, 'old')")
+    # the proxy reloads its catalog right after DDL: a view whose table another session
+    # holds locked keeps that reload waiting, so the write below meets the old catalog
+    tl = tables("tl", "id int")
+    view = unique("tlv")
+    read_b = "SELECT v FROM %s WHERE id = 1" % tb if ddl == "trigger" else \
+        "SELECT count(*) FROM %s" % tb
+    with pg_super() as s:
+        s.execute("CREATE VIEW %s AS SELECT * FROM %s" % (view, tl))
+        s.execute("GRANT SELECT ON %s TO fnx" % view)
+    with ep.connect(autocommit=True) as c, pg_super() as locker:
+        until_cached(ep, c, read_b)
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE" % tl)
+        fn = unique("tf")
+        if ddl == "trigger":
+            c.execute("CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$BEGIN UPDATE %s SET v = NEW.v WHERE id = NEW.id; RETURN NEW; END$$"
+                      % (fn, tb))
+            c.execute("CREATE TRIGGER %s AFTER UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()"
+                      % (fn, ta, fn))
+            want = [("new",)]
+        else:
+            c.execute("ALTER TABLE %s ADD FOREIGN KEY (id) REFERENCES %s ON DELETE CASCADE"
+                      % (tb, ta))
+            want = [(0,)]
+        c.execute(read_b)
+        h0, _ = counts(ep)
+        c.execute(read_b)  # cached again, while the catalog may not know the DDL yet
+        assert counts(ep)[0] == h0 + 1
+        if ddl == "trigger":
+            c.execute("UPDATE %s SET v = 'new' WHERE id = 1" % ta)
+        else:
+            c.execute("DELETE FROM %s WHERE id = 1" % ta)
+        assert c.execute(read_b).fetchall() == want
+        locker.execute("ROLLBACK")
+        if ddl == "trigger":
+            c.execute("DROP TRIGGER %s ON %s" % (fn, ta))
+            c.execute("DROP FUNCTION %s()" % fn)
+    with pg_super() as s:
+        s.execute("DROP VIEW %s" % view)
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_identical_concurrent_misses_go_to_postgresql_once(proxy, tables, workers):
     """With two workers the clients land on both: a miss on one worker waits for the
