@@ -72,9 +72,19 @@ static const char HC_PROBE_SQL[] =
 static const char HC_CATALOG_SQL[] =
     "SELECT n.nspname, p.proname, p.provolatile FROM pg_catalog.pg_proc p "
     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace;"
-    "SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' "
-    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    /* views the cache must not serve: a function in them that is not immutable,
+     * a system relation, FOR UPDATE/SHARE. Read from the stored rule itself:
+     * pg_get_viewdef() would lock every view's tables (a client's LOCK ...
+     * NOWAIT then failed, and a lock wait could deadlock with the load) */
+    "SELECT c.relname, EXISTS (SELECT 1 FROM pg_catalog.regexp_matches("
+    "w.ev_action::pg_catalog.text, ':(?:funcid|opfuncid|aggfnoid|winfnoid) ([0-9]+)', 'g') m"
+    " JOIN pg_catalog.pg_proc p ON p.oid = m[1]::pg_catalog.oid WHERE p.provolatile <> 'i')"
+    " OR EXISTS (SELECT 1 FROM pg_catalog.regexp_matches(w.ev_action::pg_catalog.text,"
+    " ':relid ([0-9]+)', 'g') m WHERE m[1]::pg_catalog.oid < 16384)"
+    " OR w.ev_action::pg_catalog.text ~ ':rowMarks \\(' "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_catalog.pg_rewrite w ON w.ev_class = c.oid AND w.rulename = '_RETURN' "
+    "WHERE c.relkind = 'v' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND n.nspname !~ '^pg_(toast|temp)';"
     "WITH RECURSIVE rels AS ("
     " SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c"
@@ -483,10 +493,7 @@ static void hc_view_rows(hc_prober_t *P, const PGresult *r)
     if (!P->bad_views)
         return;
     for (int i = 0; i < rows; i++) {
-        const char *def = PQgetvalue(r, i, 1);
-        px_classify_result_t cr;
-        px_classify(def, strlen(def), &cr);
-        if (cr.cls == PX_CLASS_READ && (cr.flags & PX_CLS_F_CACHEABLE))
+        if (PQgetvalue(r, i, 1)[0] != 't')
             continue;
         char *name = strdup(PQgetvalue(r, i, 0));
         if (name)
