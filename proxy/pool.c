@@ -298,6 +298,12 @@ void px_pool_server_ready(px_server_t *s)
     }
     if (pool->have_welcome)
         px_pool_welcome_waiters(pool);
+    if (s->cancel) {
+        /* reset after a client that sent a cancel and left: the cancel may
+         * still reach the backend, so no other client's query before it has */
+        s->cancel_hold = true;
+        return;
+    }
     place(s);
 }
 

@@ -659,6 +659,7 @@ void px_client_check_timeouts(px_worker_t *w, uint64_t now);
 /** CommandComplete / ErrorResponse / ReadyForQuery reach a client with SETs in flight. */
 void px_client_sets_on_command(px_client_t *c, px_span_t body);
 void px_client_sets_on_param(px_client_t *c, px_span_t body);
+void px_client_sets_ready_skipped(px_client_t *c);
 void px_client_sets_on_error(px_client_t *c);
 void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status);
 /** A statement's CommandComplete (@p body) or ErrorResponse (@p body NULL) reaches the client. */

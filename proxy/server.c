@@ -750,6 +750,8 @@ static void error_skip_to_sync(px_server_t *s)
             px_stmt_map_drop_unconfirmed(&s->client->stmts, r->key);
         if (r->kind == PX_REQ_SKIP_DESCRIBE)
             s->shape_wait = false; /* the waiting Bind goes on (and meets the error) */
+        if ((r->kind == PX_REQ_QUERY || r->kind == PX_REQ_FUNC) && s->client)
+            px_client_sets_ready_skipped(s->client); /* it gets no ReadyForQuery */
         px_fifo_pop(&s->fifo);
     }
     if (!found_sync)
@@ -945,6 +947,12 @@ void px_server_process(px_server_t *s)
                 forward = true; /* the client's statement no longer prepares: say why */
             } else if (!forward && req) {
                 SLOG(PX_LOG_WARN, s, "error from a proxy-issued request");
+                if (s->state == PX_SERVER_RESETTING || s->state == PX_SERVER_CHECKING) {
+                    /* a reset that did not run (a late cancel hit it) leaves
+                     * the last client's state: never lend this connection */
+                    px_server_close(s, "reset or check failed");
+                    return;
+                }
             }
             if (req && req_is_extended(kind)) {
                 /* forward or drop this message first, then skip to Sync */
@@ -988,6 +996,7 @@ void px_server_process(px_server_t *s)
                 while (s->fifo.count > 1 && px_fifo_at(&s->fifo, 1)->kind == PX_REQ_SYNC &&
                        px_fifo_at(&s->fifo, 1)->after_exec) {
                     px_fifo_remove_at(&s->fifo, 1);
+                    px_client_sets_ready_skipped(c); /* that Sync gets no ReadyForQuery */
                     dropped = true;
                 }
                 if (dropped)
@@ -1035,6 +1044,7 @@ void px_server_process(px_server_t *s)
                 return;
             }
             if (c && s->tx_status == 'I' && !c->unsynced && !c->pinned &&
+                !(c->io.pass_left > 0 && !c->io.pass_skip) &&
                 cfg->pool_mode == PX_POOL_MODE_TRANSACTION) {
                 release = true;
                 break;

@@ -1685,6 +1685,17 @@ void px_client_sets_on_command(px_client_t *c, px_span_t body)
     }
 }
 
+void px_client_sets_ready_skipped(px_client_t *c)
+{
+    /* a Query, FunctionCall or Sync ahead of noted SETs will get no
+     * ReadyForQuery (skipped after an error, or a Sync the server ignores
+     * in COPY): one fewer to wait for */
+    struct px_client_sets *ps = c->sets;
+    for (int i = 0; ps && i < ps->n; i++)
+        if (ps->item[i].wait > 0)
+            ps->item[i].wait--;
+}
+
 void px_client_sets_on_error(px_client_t *c)
 {
     c->sets_reverted = true; /* reported again as they were when it ends */
@@ -1713,6 +1724,10 @@ void px_client_sets_on_ready(px_client_t *c, px_server_t *s, uint8_t status)
         ps->item[i].wait--;
     if (ps->n == 0)
         sets_clear(c);
+    else if (s->fifo.count <= 1)
+        /* noted SETs still waiting for a ReadyForQuery that will not come:
+         * what the server ran is no longer known for sure */
+        pin(c, "session settings out of step with the server");
     if (c->pinned)
         return;
     /* the server ran them (and the startup values a RESET undid were put

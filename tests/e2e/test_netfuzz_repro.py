@@ -1,0 +1,128 @@
+"""Deterministic reproductions of cross-client damage the network fuzzer
+(netfuzz.py, --hostile 1 --good 1, DB_POOL_SIZE=1) found: a hostile client's
+stream or settings reach the next client of the same pooled server connection.
+
+Each test runs a pool of ONE server connection, so the "good" client always
+gets the connection the hostile one just used.
+"""
+
+import socket
+import struct
+import time
+
+import pytest
+
+import pgwire
+from conftest import skip_if_direct
+
+USER, DB = "fnx_trust", "fnx"
+ENV = {
+    "AUTH_TYPE": "trust",
+    "DB_POOL_TIMEOUT": "5",
+    "DB_POOL_SIZE": "1",
+    "DB_MAX_OVERFLOW": "0",
+    "WORKERS": "1",
+}
+
+
+def _login(px):
+    c = px.raw()
+    c.login(USER, DB)
+    return c
+
+
+def _until_ready(c, timeout=3.0):
+    """Backend messages up to ReadyForQuery: [(type, sqlstate-or-status)]."""
+    out = []
+    while True:
+        t, body = c.recv_msg(timeout)
+        info = None
+        if t in "EN":
+            info = pgwire.parse_error_fields(body).get("C")
+        elif t == "Z":
+            info = body[:1].decode()
+        out.append((t, info))
+        if t == "Z":
+            return out
+
+
+def test_set_behind_a_failed_batch_with_a_query_in_it_does_not_leak(proxy):
+    skip_if_direct("pooling")
+    px = proxy(env=ENV)
+    h = _login(px)
+    # one write: an extended batch that fails (at Bind: 1/0 is folded when
+    # planned) with a Query before its Sync (PostgreSQL skips that Query),
+    # then a SET the proxy tracks
+    h.send(
+        pgwire.parse("", "SELECT 1/0")
+        + pgwire.bind("", "")
+        + pgwire.execute()
+        + pgwire.query("SELECT 'skipped by the server'")
+        + pgwire.sync()
+        + pgwire.query("SET statement_timeout = '7777ms'")
+    )
+    first = _until_ready(h)
+    assert ("E", "22012") in first and first[-1] == ("Z", "I")
+    assert [t for t, _ in _until_ready(h)] == ["C", "Z"]  # SET, ReadyForQuery
+    h.send(pgwire.terminate())
+    assert h.wait_closed(3)
+    h.close()
+    time.sleep(0.2)
+    g = _login(px)
+    rows, _ = g.simple_query("SELECT current_setting('statement_timeout')")
+    g.close()
+    assert rows == [["0"]], "the next client got the hostile client's SET: %r" % rows
+
+
+def test_release_in_the_middle_of_a_forwarded_copydata(proxy):
+    skip_if_direct("pooling")
+    px = proxy(env=ENV)
+    h = _login(px)
+    # a Query and, behind it in the same write, the first 15 bytes of a
+    # 25-byte CopyData (a stray one: outside COPY PostgreSQL ignores it); the
+    # proxy forwards both, PostgreSQL answers the Query and waits for the
+    # CopyData's last 10 bytes
+    h.send(pgwire.query("SELECT 1") + b"d" + struct.pack("!I", 4 + 20) + b"x" * 10)
+    assert _until_ready(h)[-1] == ("Z", "I")
+    time.sleep(0.2)
+    # the connection stays with h while h owes it the rest of a message (as in a
+    # transaction); h leaves without sending it: that connection is not lent again
+    h.close()
+    g = _login(px)
+    try:
+        # with the bug, PostgreSQL takes "Q\0\0\0\x0eSELEC" as the rest of the
+        # CopyData and "T 42" as the next message: FATAL 08P01 "invalid
+        # frontend message type 84", and the proxy's 08006 server connection lost
+        rows, _ = g.simple_query("SELECT 42", timeout=3)
+    finally:
+        g.close()
+        h.close()
+    assert rows == [["42"]]
+
+
+@pytest.mark.timeout_s(60)
+def test_late_cancel_does_not_hit_the_next_client(proxy):
+    skip_if_direct("pooling")
+    px = proxy(env=ENV)
+    hits = []
+    for i in range(40):
+        h = _login(px)
+        key = h.backend_key
+        g = _login(px)
+        # the hostile client opens a transaction with a short query and
+        # cancels it at once: the query usually ends before the cancel lands
+        h.send(pgwire.query("BEGIN; SELECT 1"))
+        s = socket.create_connection((px.host, px.port), timeout=3)
+        s.sendall(pgwire.cancel_request(*key))
+        s.close()
+        # the good client waits for the one server connection
+        g.send(pgwire.query("SELECT pg_sleep(0.2)"))
+        _until_ready(h)
+        h.close()  # leaves in a transaction: ROLLBACK, then the good client
+        try:
+            got = _until_ready(g, timeout=5)
+        finally:
+            g.close()
+        if ("E", "57014") in got:
+            hits.append(i)
+    assert not hits, "the good client's query was cancelled in rounds %r" % hits
