@@ -141,32 +141,6 @@ static inline char fold(unsigned char c)
     return (char)(k_cc[c] & CC_UPPER ? c + 32 : c);
 }
 
-static inline bool is_op_char(unsigned char c)
-{
-    switch (c) {
-    case '+':
-    case '-':
-    case '*':
-    case '/':
-    case '<':
-    case '>':
-    case '=':
-    case '~':
-    case '!':
-    case '@':
-    case '#':
-    case '%':
-    case '^':
-    case '&':
-    case '|':
-    case '`':
-    case '?':
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* An operator character that keeps a trailing + or - on a multi-character operator. */
 static inline bool is_op_special(unsigned char c)
 {
@@ -185,6 +159,12 @@ static inline bool is_op_special(unsigned char c)
     default:
         return false;
     }
+}
+
+static inline bool is_op_char(unsigned char c)
+{
+    return is_op_special(c) || c == '+' || c == '-' || c == '*' || c == '/' || c == '<' ||
+           c == '>' || c == '=';
 }
 
 static void put_bytes_slow(norm_t *N, const char *p, size_t k)

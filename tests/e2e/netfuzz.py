@@ -71,16 +71,7 @@ def m_parse(name, sql, oids=()):
 
 
 def m_bind(portal, stmt, params=(), rfmt=()):
-    body = pgwire.cstr(portal) + pgwire.cstr(stmt) + struct.pack("!H", 0)
-    body += struct.pack("!H", len(params))
-    for p in params:
-        if p is None:
-            body += struct.pack("!i", -1)
-        else:
-            p = p.encode() if isinstance(p, str) else p
-            body += struct.pack("!i", len(p)) + p
-    body += struct.pack("!H", len(rfmt)) + b"".join(struct.pack("!H", f) for f in rfmt)
-    return ("B:%s:%s" % (portal, stmt), pgwire.message("B", body))
+    return ("B:%s:%s" % (portal, stmt), pgwire.bind(portal, stmt, params, rfmt))
 
 
 def m_describe(kind, name=""):
@@ -122,14 +113,7 @@ def m_copyfail(msg="hx copy fail"):
 def m_funcall(oid, args, afmts=(), rfmt=0):
     body = struct.pack("!I", oid) + struct.pack("!H", len(afmts))
     body += b"".join(struct.pack("!H", f) for f in afmts)
-    body += struct.pack("!H", len(args))
-    for a in args:
-        if a is None:
-            body += struct.pack("!i", -1)
-        else:
-            a = a.encode() if isinstance(a, str) else a
-            body += struct.pack("!i", len(a)) + a
-    body += struct.pack("!H", rfmt)
+    body += pgwire.values(args) + struct.pack("!H", rfmt)
     return ("F:%d" % oid, pgwire.message("F", body))
 
 

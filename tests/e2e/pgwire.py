@@ -107,17 +107,23 @@ def parse(name, sql, param_oids=()):
     return message("P", body)
 
 
-def bind(portal, stmt, params=()):
-    """Bind with all parameters and results in text format."""
-    body = cstr(portal) + cstr(stmt) + struct.pack("!H", 0)
-    body += struct.pack("!H", len(params))
+def values(params):
+    """A count and length-prefixed values (None: NULL), as Bind and FunctionCall carry them."""
+    body = struct.pack("!H", len(params))
     for p in params:
         if p is None:
             body += struct.pack("!i", -1)
         else:
             p = p.encode() if isinstance(p, str) else p
             body += struct.pack("!i", len(p)) + p
-    body += struct.pack("!H", 0)
+    return body
+
+
+def bind(portal, stmt, params=(), result_formats=()):
+    """Bind with all parameters in text format (results as `result_formats` say)."""
+    body = cstr(portal) + cstr(stmt) + struct.pack("!H", 0) + values(params)
+    body += struct.pack("!H", len(result_formats))
+    body += b"".join(struct.pack("!H", f) for f in result_formats)
     return message("B", body)
 
 
