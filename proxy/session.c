@@ -2370,7 +2370,8 @@ void px_client_process(px_client_t *c)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P' ||
-                       (!s && c->skip_till_sync) || (hdr.type == 'B' && cfg->cache_enabled) ||
+                       (!s && (c->skip_till_sync || hdr.type == 'H')) ||
+                       (hdr.type == 'B' && cfg->cache_enabled) ||
                        (cfg->pool_mode == PX_POOL_MODE_TRANSACTION &&
                         (hdr.type == 'D' || hdr.type == 'C' ||
                          (hdr.type == 'B' && bind_names_statement(p, avail))));

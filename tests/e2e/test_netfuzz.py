@@ -104,6 +104,31 @@ def _check_own(proc, errpath):
     assert alive and not rep, "proxy died or sanitizer report:\n%s" % (rep or "")
 
 
+def test_a_flush_with_a_long_declared_length_and_no_server_is_read_whole(tmp_path):
+    """A Flush (nothing outstanding, so no server connection is taken for it) that
+    declares a body and sends it in pieces: the proxy must not step past its input."""
+    skip_if_direct("crash of the proxy")
+    proc, port, errpath = _own_proxy(tmp_path, WORKERS=1)
+    got = None
+    try:
+        c = pgwire.RawConn("127.0.0.1", port)
+        c.login("fnx_trust", "fnx")
+        c.send(b"H" + struct.pack("!I", 4 + 200000) + b"\0" * 1000)
+        time.sleep(0.2)
+        try:
+            for _ in range(25):
+                c.send(b"\0" * 10000)
+            c.send(pgwire.query("SELECT 7"))
+            got = c.recv_msg(timeout=5)
+        except (pgwire.Closed, TimeoutError, OSError) as e:
+            got = repr(e)
+        c.close()
+    finally:
+        _check_own(proc, errpath)
+    # after the Flush, 50,000 zero bytes: PostgreSQL's "invalid frontend message type 0"
+    assert got[0] == "E", got
+
+
 def test_skipped_message_not_yet_received_whole(tmp_path):
     skip_if_direct("crash of the proxy")
     proc, port, errpath = _own_proxy(tmp_path, WORKERS=1)
