@@ -386,7 +386,8 @@ struct px_server {
     uint64_t lends;                /* times given to a client */
     uint64_t serial;               /* never reused in this process (px_serial_next) */
     uint64_t seq_owner;            /* serial of the client whose writes left sequence
-                                      state (currval, lastval) here; 0: none */
+                                      state (currval, lastval) here; 0: none;
+                                      PX_SEQ_MIXED: several clients' */
     struct px_cancel_conn *cancel; /* a CancelRequest for its backend in flight */
     bool cancel_hold;              /* released while it was: back to the pool after */
     uint32_t be_pid;               /* BackendKeyData from PostgreSQL, for cancels */
@@ -765,6 +766,7 @@ void px_cacheflow_worker_wake(px_worker_t *w);
 void px_cacheflow_worker_free(px_worker_t *w);
 /** Process @p c again on the worker's next loop turn (not from inside the caller). */
 void px_cacheflow_defer(px_client_t *c);
+#define PX_SEQ_MIXED UINT64_MAX
 /* A process-wide number never handed out twice (clients, server connections). */
 uint64_t px_serial_next(void);
 /* The client's unit ended before reaching a server (cancelled while waiting): a

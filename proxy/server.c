@@ -1077,8 +1077,9 @@ void px_server_process(px_server_t *s)
         if ((px_route_verdict_t)c->route == PX_ROUTE_PRIMARY) {
             /* a transaction that may have written may have called nextval(),
              * perhaps in a column default: the sequence state here is its
-             * client's now (px_client_on_server clears it for any other) */
-            s->seq_owner = c->serial;
+             * client's now, or mixed when another's was here before it */
+            s->seq_owner =
+                s->seq_owner == 0 || s->seq_owner == c->serial ? c->serial : PX_SEQ_MIXED;
             c->wr_server = s->serial;
         }
         px_route_done(c, s->pool, (px_route_verdict_t)c->route);

@@ -926,16 +926,16 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
             return;
         }
     }
-    c->seq_want = false;
-    if (s->seq_owner != 0 && (s->seq_owner != c->serial || s->serial != c->wr_server)) {
-        /* sequence state (currval, lastval) another client's writes left
-         * here, or this client's own from before its last write elsewhere:
-         * gone before the client runs anything. PostgreSQL's "not yet
-         * defined in this session" beats a value that is not the client's
-         * latest, also in a function or after a BEGIN */
+    if (c->seq_want && s->seq_owner != 0 &&
+        (s->seq_owner != c->serial || s->serial != c->wr_server)) {
+        /* the transaction reads currval()/lastval(), and the sequence state
+         * here is another client's (or mixed), or this client's own from
+         * before its last write elsewhere: PostgreSQL's "not yet defined in
+         * this session" beats a value that is not the client's latest */
         sent = sent && px_server_inject(s, &snd, "DISCARD SEQUENCES", PX_REQ_SKIP_QUERY);
         s->seq_owner = 0;
     }
+    c->seq_want = false;
     if (!sent || px_sender_flush(&snd) != 0) {
         px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
         return;
@@ -2457,7 +2457,7 @@ void px_client_process(px_client_t *c)
                 px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
                 return;
             }
-            c->seq_want = c->wr_server != 0 && reads_sequence_state(c, hdr.type, body);
+            c->seq_want = reads_sequence_state(c, hdr.type, body);
             px_route_verdict_t verdict;
             px_pool_t *target = px_route_pick(c, &verdict);
             c->route = (uint8_t)verdict;
