@@ -158,7 +158,7 @@ static void unwatch(px_client_t *c)
 }
 
 /* Clients whose watched fill ended (or that waited too long) look up again. */
-static void watchers_wake(px_worker_t *w, struct px_worker_cache *wc)
+static void watchers_wake(struct px_worker_cache *wc)
 {
     uint64_t now = 0;
     px_list_t *l = wc->watch.next;
@@ -179,7 +179,6 @@ static void watchers_wake(px_worker_t *w, struct px_worker_cache *wc)
         }
         l = next;
     }
-    (void)w;
 }
 
 static void inflight_del(struct px_fill *f)
@@ -238,7 +237,7 @@ void px_cacheflow_worker_wake(px_worker_t *w)
 {
     struct px_worker_cache *wc = w->cache;
     if (wc && !px_list_empty(&wc->watch))
-        watchers_wake(w, wc);
+        watchers_wake(wc);
     while (wc && !px_list_empty(&wc->wake)) {
         px_list_t *l = wc->wake.next;
         px_list_del(l);

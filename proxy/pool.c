@@ -261,6 +261,13 @@ static void place(px_server_t *s)
 {
     px_pool_t *pool = s->pool;
     px_worker_t *w = pool->w;
+    if (s->cancel) {
+        /* a cancel for the query it ran may still reach its backend: no
+         * other client's query until the postmaster has handled it (the
+         * cancel's close callback releases it) */
+        s->cancel_hold = true;
+        return;
+    }
     s->deadline = 0;
     if (w->stopping) {
         px_server_close(s, "shutting down");
@@ -298,23 +305,11 @@ void px_pool_server_ready(px_server_t *s)
     }
     if (pool->have_welcome)
         px_pool_welcome_waiters(pool);
-    if (s->cancel) {
-        /* reset after a client that sent a cancel and left: the cancel may
-         * still reach the backend, so no other client's query before it has */
-        s->cancel_hold = true;
-        return;
-    }
     place(s);
 }
 
 void px_pool_release(px_server_t *s)
 {
-    if (s->cancel) {
-        /* a cancel for the query it ran may still reach its backend: no
-         * other client's query until the postmaster has handled it */
-        s->cancel_hold = true;
-        return;
-    }
     s->last_used = px_now(s->io.w);
     place(s);
 }

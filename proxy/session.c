@@ -1574,12 +1574,6 @@ static bool sets_apply_done(px_client_t *c, bool unit_ended)
     return ok;
 }
 
-/*
- * ParameterStatus from the server while the client runs. A SET of DateStyle
- * merges into the value in force ("SET datestyle TO dmy" after "sql" gives
- * "SQL, DMY"), so replaying the text as written elsewhere would lose a part:
- * the value the server reports is what is kept instead.
- */
 /* Whether the current unit's own SET or RESET (or RESET ALL, DISCARD ALL) of
  * the setting @p name (any case) explains a report of it. */
 static bool sets_pending_for(const px_client_t *c, px_span_t name)
@@ -1611,6 +1605,12 @@ static bool reported_setting(px_span_t name)
     return false;
 }
 
+/*
+ * ParameterStatus from the server while the client runs. A SET of DateStyle
+ * merges into the value in force ("SET datestyle TO dmy" after "sql" gives
+ * "SQL, DMY"), so replaying the text as written elsewhere would lose a part:
+ * the value the server reports is what is kept instead.
+ */
 void px_client_sets_on_param(px_client_t *c, px_span_t body)
 {
     px_span_t name, value;
@@ -2041,15 +2041,14 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             px_sqlscan_parse_set((const char *)sql.p, sql.n, &set_st) ? &set_st : NULL;
         if (c->tx_status != 'E' && !c->restore)
             c->restore = restore_sql(c, set);
-        if (txn_mode && px_sqlscan_may_matter_remembered((const char *)sql.p, sql.n) &&
-            has_set_local(sql))
+        bool look = txn_mode && px_sqlscan_may_matter_remembered((const char *)sql.p, sql.n);
+        if (look && has_set_local(sql))
             c->set_local = true;
         if (!txn_mode || stmt.n == 0) {
             /* the client's unnamed statement from now on, here */
             if (stmt.n == 0 && !px_client_remember_unnamed(
                                    c, stmt.p + 1, (size_t)(body.p + body.n - stmt.p - 1), true))
                 return MSG_BROKEN;
-            bool look = txn_mode && px_sqlscan_may_matter_remembered((const char *)sql.p, sql.n);
             if (txn_mode && !c->pinned) {
                 const char *why = session_state(c, set, sql.p, sql.n, look);
                 if (why)
@@ -2266,6 +2265,20 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
     }
 }
 
+/* Step over a message the proxy consumed or drops; when it is still arriving
+ * (after an error, up to Sync, or a Flush with a body), the rest is dropped as
+ * it comes instead of waiting for it whole. */
+static void skip_msg(px_client_t *c, px_iobuf_t *in, size_t avail, uint32_t whole)
+{
+    if (avail >= whole) {
+        in->rpos += whole;
+        return;
+    }
+    in->rpos += (uint32_t)avail;
+    c->io.pass_left = whole - (uint32_t)avail;
+    c->io.pass_skip = true;
+}
+
 /*
  * Frame and forward what the client sent. Stops when the input runs out,
  * when the server's output is full (backpressure), or when the client has to
@@ -2370,7 +2383,7 @@ void px_client_process(px_client_t *c)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P' ||
-                       (!s && (c->skip_till_sync || hdr.type == 'H')) ||
+
                        (hdr.type == 'B' && cfg->cache_enabled) ||
                        (cfg->pool_mode == PX_POOL_MODE_TRANSACTION &&
                         (hdr.type == 'D' || hdr.type == 'C' ||
@@ -2406,7 +2419,7 @@ void px_client_process(px_client_t *c)
 
         if (!s && c->skip_till_sync) {
             /* the rest of a unit cancelled while it waited (cancel_waiting) */
-            in->rpos += whole;
+            skip_msg(c, in, avail, whole);
             if (hdr.type == 'S') {
                 c->skip_till_sync = false;
                 px_wbuf_t wb = px_sender_wbuf(&to_client);
@@ -2442,7 +2455,7 @@ void px_client_process(px_client_t *c)
             /* a Flush with nothing outstanding on any server (pg8000 sends
              * one after its password): what the proxy answered goes out at
              * the end of this pass; no server connection is taken for it */
-            in->rpos += whole;
+            skip_msg(c, in, avail, whole);
             continue;
         }
         if (!s && hdr.type == 'Q' && answer_locally(c, body, &to_client)) {
@@ -2498,15 +2511,7 @@ void px_client_process(px_client_t *c)
         if (mr == MSG_BROKEN)
             goto server_broken;
         if (mr == MSG_CONSUMED) {
-            if (avail < whole) {
-                /* skipped (after an error, up to Sync) while still arriving:
-                 * the rest is dropped as it comes */
-                in->rpos += avail;
-                c->io.pass_left = whole - (uint32_t)avail;
-                c->io.pass_skip = true;
-                continue;
-            }
-            in->rpos += whole;
+            skip_msg(c, in, avail, whole);
             continue;
         }
         /* forward the header and whatever part of the body is here */
