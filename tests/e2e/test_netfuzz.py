@@ -104,72 +104,67 @@ def _check_own(proc, errpath):
     assert alive and not rep, "proxy died or sanitizer report:\n%s" % (rep or "")
 
 
-def test_a_flush_with_a_long_declared_length_and_no_server_is_read_whole(tmp_path):
-    """A Flush (nothing outstanding, so no server connection is taken for it) that
-    declares a body and sends it in pieces: the proxy must not step past its input."""
-    skip_if_direct("crash of the proxy")
+def _own_session(tmp_path, script):
+    """Log in to a proxy of the test's own, run script(conn) and return what it returns
+    (or the exception that ended the exchange), then check that the proxy survived."""
     proc, port, errpath = _own_proxy(tmp_path, WORKERS=1)
-    got = None
     try:
         c = pgwire.RawConn("127.0.0.1", port)
         c.login("fnx_trust", "fnx")
-        c.send(b"H" + struct.pack("!I", 4 + 200000) + b"\0" * 1000)
-        time.sleep(0.2)
         try:
-            for _ in range(25):
-                c.send(b"\0" * 10000)
-            c.send(pgwire.query("SELECT 7"))
-            got = c.recv_msg(timeout=5)
+            got = script(c)
         except (pgwire.Closed, TimeoutError, OSError) as e:
             got = repr(e)
         c.close()
     finally:
         _check_own(proc, errpath)
+    return got
+
+
+def test_a_flush_with_a_long_declared_length_and_no_server_is_stepped_over_safely(tmp_path):
+    """A Flush (nothing outstanding, so no server connection is taken for it) that
+    declares a body and sends it in pieces: the proxy must not step past its input."""
+    skip_if_direct("crash of the proxy")
+
+    def script(c):
+        c.send(b"H" + struct.pack("!I", 4 + 200000) + b"\0" * 1000)
+        time.sleep(0.2)
+        for _ in range(25):
+            c.send(b"\0" * 10000)
+        c.send(pgwire.query("SELECT 7"))
+        return c.recv_msg(timeout=5)
+
+    got = _own_session(tmp_path, script)
     # after the Flush, 50,000 zero bytes: PostgreSQL's "invalid frontend message type 0"
     assert got[0] == "E", got
 
 
 def test_skipped_message_not_yet_received_whole(tmp_path):
     skip_if_direct("crash of the proxy")
-    proc, port, errpath = _own_proxy(tmp_path, WORKERS=1)
-    got = None
-    try:
-        c = pgwire.RawConn("127.0.0.1", port)
-        c.login("fnx_trust", "fnx")
+
+    def script(c):
         c.send(pgwire.parse("", "SELEC broken") + pgwire.message("H"))
         assert c.recv_msg()[0] == "E"  # 42601; the server now skips to Sync
         c.send(pgwire.message("F", b"\0" * 300000))  # skipped, arrives in pieces
         c.send(pgwire.sync())
-        try:
-            got = c.recv_msg(timeout=5)
-        except (pgwire.Closed, TimeoutError) as e:
-            got = repr(e)
-        c.close()
-    finally:
-        _check_own(proc, errpath)
-    assert got == ("Z", b"I")
+        return c.recv_msg(timeout=5)
+
+    assert _own_session(tmp_path, script) == ("Z", b"I")
 
 
 def test_skipped_execute_split_across_reads(tmp_path):
     skip_if_direct("proxy input framing")
-    proc, port, errpath = _own_proxy(tmp_path, WORKERS=1)
-    try:
-        c = pgwire.RawConn("127.0.0.1", port)
-        c.login("fnx_trust", "fnx")
+
+    def script(c):
         c.send(pgwire.parse("", "SELEC broken") + pgwire.message("H"))
         assert c.recv_msg()[0] == "E"
         e = pgwire.execute("", 0)
         c.send(e[:6])
         time.sleep(0.2)
         c.send(e[6:] + pgwire.sync())
-        try:
-            got = c.recv_msg(timeout=5)
-        except (pgwire.Closed, TimeoutError) as ex:
-            got = repr(ex)
-        c.close()
-    finally:
-        _check_own(proc, errpath)
-    assert got == ("Z", b"I")
+        return c.recv_msg(timeout=5)
+
+    assert _own_session(tmp_path, script) == ("Z", b"I")
 
 
 def test_partial_stray_copydone_then_close(proxy):
