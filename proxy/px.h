@@ -382,6 +382,7 @@ struct px_server {
     uint32_t bound_name;      /* px_stmt_name_hash of the client's statement name */
     px_stmt_key_t bound_key;
     px_params_t applied;           /* settings the proxy has SET on this connection */
+    bool params_unknown;           /* a SET of them failed: RESET ALL before the next */
     uint32_t id;                   /* proxy-local id for logs (unique in its worker) */
     uint64_t lends;                /* times given to a client */
     uint64_t serial;               /* never reused in this process (px_serial_next) */
@@ -390,6 +391,7 @@ struct px_server {
                                       PX_SEQ_MIXED: several clients' */
     struct px_cancel_conn *cancel; /* a CancelRequest for its backend in flight */
     bool cancel_hold;              /* released while it was: back to the pool after */
+    bool cancel_deferred;          /* the client's cancel waits for its own request */
     uint32_t be_pid;               /* BackendKeyData from PostgreSQL, for cancels */
     uint32_t be_key;
     uint64_t last_used;            /* loop ms when last released */
@@ -482,6 +484,7 @@ typedef struct px_handoff {
     px_stmt_set_t *stmts; /* likewise */
     struct px_tls *tls;   /* likewise: the TLS session, between records, or NULL */
     uint64_t serial, seq_owner;
+    bool params_unknown;
 } px_handoff_t;
 
 #define PX_HANDOFF_QUEUE 64
@@ -699,6 +702,7 @@ bool px_server_inject_describe(px_server_t *s, px_sender_t *snd,
 /** Emit the replies the proxy makes up, while they are at the head of the FIFO. */
 bool px_server_drain_synth(px_server_t *s, px_sender_t *to_client) PX_MUSTCHECK_INT;
 void px_server_send_cancel(px_server_t *s);
+void px_server_cancel_for_client(px_server_t *s);
 /** The TLS handshake with the server completed: send the startup packet. */
 bool px_server_tls_ready(px_server_t *s) PX_MUSTCHECK_INT;
 void px_server_check_timeouts(px_pool_t *pool, uint64_t now);

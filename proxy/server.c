@@ -605,6 +605,8 @@ static bool req_is_client(uint8_t kind)
     return kind <= PX_REQ_EXECUTE;
 }
 
+static void cancel_when_client_runs(px_server_t *s);
+
 static bool req_is_synth(uint8_t kind)
 {
     return kind >= PX_REQ_SYNTH_PARSE;
@@ -930,6 +932,10 @@ void px_server_process(px_server_t *s)
                 px_client_sets_on_error(c);
             if (c && forward && c->digest_id)
                 px_client_digest_done(c, s, NULL);
+            if (kind == PX_REQ_SKIP_SET)
+                /* the whole statement rolled back: what the connection holds
+                 * is no longer what the proxy noted */
+                s->params_unknown = true;
             if (kind == PX_REQ_SKIP_SET && c) {
                 /* a startup setting of this client the server refused: tell
                  * the client as a warning rather than failing its query */
@@ -1033,6 +1039,8 @@ void px_server_process(px_server_t *s)
             px_fifo_pop(&s->fifo);
             if (!px_server_drain_synth(s, c ? &to_client : NULL))
                 goto client_broken;
+            if (s->cancel_deferred)
+                cancel_when_client_runs(s);
         }
         if (hdr.type == 'Z' && s->fifo.count == 0) {
             if (s->state == PX_SERVER_CHECKING || s->state == PX_SERVER_RESETTING) {
@@ -1220,6 +1228,34 @@ void px_server_send_cancel(px_server_t *s)
     SLOG(PX_LOG_DEBUG, s, "cancel sent for backend %u", s->be_pid);
 }
 
+/* Send a deferred cancel once the client's own request heads the queue;
+ * forget it when nothing of the client's is left to stop. */
+static void cancel_when_client_runs(px_server_t *s)
+{
+    const px_req_t *r = px_fifo_peek(&s->fifo);
+    if (r && !req_is_client(r->kind) && s->client)
+        return;
+    s->cancel_deferred = false;
+    if (r && s->client)
+        px_server_send_cancel(s);
+}
+
+/*
+ * A client's CancelRequest. PostgreSQL cancels whatever its backend runs:
+ * while the statements the proxy put ahead of the client's (its settings,
+ * a Parse of its statement) still run, the cancel waits for them, or a
+ * cancelled RESET would leave the last client's settings in force.
+ */
+void px_server_cancel_for_client(px_server_t *s)
+{
+    const px_req_t *r = px_fifo_peek(&s->fifo);
+    if (r && !req_is_client(r->kind)) {
+        s->cancel_deferred = true;
+        return;
+    }
+    px_server_send_cancel(s);
+}
+
 void px_server_check_timeouts(px_pool_t *pool, uint64_t now)
 {
     px_list_t *it = pool->pending.next;
@@ -1257,8 +1293,8 @@ bool px_server_handoff(px_server_t *s, int target)
     int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0)
         return false;
-    px_handoff_t h = {nfd,      pool->budget, s->be_pid, s->be_key,   s->applied,
-                      s->stmts, s->io.tls,    s->serial, s->seq_owner};
+    px_handoff_t h = {nfd,      pool->budget, s->be_pid, s->be_key,    s->applied,
+                      s->stmts, s->io.tls,    s->serial, s->seq_owner, s->params_unknown};
     if (!px_shared_post_handoff(w->shared, target, &h)) {
         close(nfd);
         return false;
@@ -1307,6 +1343,7 @@ void px_server_adopt(px_worker_t *w, px_handoff_t *h)
     s->applied = h->applied;
     s->serial = h->serial; /* the same connection: its sequence state goes with it */
     s->seq_owner = h->seq_owner;
+    s->params_unknown = h->params_unknown;
     s->stmts = h->stmts;
     h->stmts = NULL;
     s->io.tls = h->tls;

@@ -894,6 +894,7 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_worker_t *w = c->io.w;
     c->server = s;
     s->client = c;
+    s->cancel_deferred = false;
     c->unnamed_here = false; /* another client's, or none */
     px_client_set_state(c, PX_CLIENT_ACTIVE);
     uint64_t waited = px_now(w) - c->wait_start;
@@ -902,7 +903,17 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_sender_t snd;
     px_sender_init(&snd, &s->io);
     bool sent = true;
-    if (c->params.hash != s->applied.hash || c->params.count != s->applied.count) {
+    if (c->params.hash != s->applied.hash || c->params.count != s->applied.count ||
+        s->params_unknown) {
+        if (s->applied.count > 0 || s->params_unknown) {
+            /* another client's settings go first, in a statement of their
+             * own: should one of this client's values be refused, the
+             * statement setting them rolls back whole and leaves the
+             * connection's defaults, never the last client's values */
+            sent = px_server_inject(s, &snd, "RESET ALL", PX_REQ_SKIP_SET);
+            px_params_free(&s->applied);
+            s->params_unknown = false;
+        }
         char small[8192], *sql = small, *big = NULL;
         bool overflow;
         size_t n = px_params_diff_sql(&s->applied, &c->params, sql, sizeof(small), &overflow);
@@ -915,13 +926,15 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
             /* differs but did not fit: never record settings as applied
              * that were not sent */
             free(big);
+            s->params_unknown = true; /* the RESET ALL may not have gone */
             px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
                            "startup parameters too long to apply on a pooled connection");
             return;
         }
-        sent = n == 0 || px_server_inject(s, &snd, sql, PX_REQ_SKIP_SET); /* copies the text */
+        sent = sent && (n == 0 || px_server_inject(s, &snd, sql, PX_REQ_SKIP_SET)); /* copies */
         free(big);
         if (sent && !px_params_copy(&s->applied, &c->params)) {
+            s->params_unknown = true;
             px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
             return;
         }
@@ -2615,7 +2628,7 @@ void px_worker_cancel(px_worker_t *w, uint32_t pid, uint32_t key)
     /* only a running request is cancelled; an idle session has nothing to stop */
     if (c->server && c->server->fifo.count > 0) {
         PX_STAT_INC(w, cancels_forwarded);
-        px_server_send_cancel(c->server);
+        px_server_cancel_for_client(c->server);
     } else if (!c->server && c->state == PX_CLIENT_WAITING && !px_list_empty(&c->link)) {
         cancel_waiting(c);
     }

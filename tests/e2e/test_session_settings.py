@@ -480,3 +480,33 @@ def test_long_startup_options_are_applied_on_every_server_connection(proxy):
         pids = backends_seen(a, 30, check)
     if not ep.direct:
         assert len(pids) > 1, "the client never moved: the test proves nothing"
+
+
+def test_a_refused_startup_value_never_leaves_the_last_clients_settings(proxy):
+    """One pooled connection. A client with a startup TimeZone leaves; the
+    next has a startup value the server refuses (PostgreSQL itself would not
+    let it in; the proxy warns). The statement applying its values rolls
+    back whole, so neither it nor the client after it may see the first
+    client's TimeZone."""
+    skip_if_direct("PostgreSQL refuses the bad startup value at login")
+    ep = pool(proxy, DB_POOL_SIZE="1", WORKERS="1")
+    with pg_super() as s:
+        default_tz = s.execute("SHOW TimeZone").fetchone()[0]
+        default_ds = s.execute("SHOW DateStyle").fetchone()[0]
+    assert default_tz != "Asia/Kathmandu"
+    with ep.connect(autocommit=True, options="-c TimeZone=Asia/Kathmandu") as a:
+        assert a.execute("SHOW TimeZone").fetchone()[0] == "Asia/Kathmandu"
+    notices = []
+    with ep.connect(autocommit=True, options="-c DateStyle=bogus") as b:
+        b.add_notice_handler(lambda d: notices.append(d.message_primary))
+        assert b.execute("SHOW TimeZone").fetchone()[0] == default_tz
+        assert b.execute("SHOW DateStyle").fetchone()[0] == default_ds
+    assert any("could not apply a session setting" in m for m in notices), notices
+    for _ in range(3):
+        with ep.connect(autocommit=True) as c:
+            assert c.execute("SHOW TimeZone").fetchone()[0] == default_tz
+            assert c.execute("SHOW DateStyle").fetchone()[0] == default_ds
+    with ep.connect(autocommit=True, options="-c TimeZone=Asia/Kathmandu") as a:
+        assert a.execute("SHOW TimeZone").fetchone()[0] == "Asia/Kathmandu"
+    with ep.connect(autocommit=True) as c:
+        assert c.execute("SHOW TimeZone").fetchone()[0] == default_tz
