@@ -956,6 +956,17 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     px_client_process(c);
 }
 
+/* Whether the client's unnamed statement is a SET or RESET the proxy would
+ * carry. */
+static bool unnamed_is_set(const px_client_t *c)
+{
+    if (!c->unnamed)
+        return false;
+    const char *sql = (const char *)c->unnamed->rest;
+    px_set_stmt_t st;
+    return px_sqlscan_parse_set(sql, strnlen(sql, c->unnamed->rest_len), &st);
+}
+
 /* Whether a Bind (header at @p p, @p avail bytes here) names a statement,
  * i.e. must be seen whole to be renamed. True when the names are not all
  * here yet: then it is kept whole, which the message cap bounds. */
@@ -2067,6 +2078,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 if (why)
                     pin(c, why);
             }
+            c->unnamed_set_noted = stmt.n == 0 && set;
             if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
                 bool all;
                 char name[128];
@@ -2177,6 +2189,11 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             if (r != MSG_FORWARD)
                 return r;
         }
+        if (txn_mode && names && stmt.n == 0 && !c->pinned && !c->unnamed_set_noted &&
+            unnamed_is_set(c))
+            /* a SET parsed in an earlier batch runs again: what it leaves
+             * is not among the noted settings */
+            pin(c, "SET bound from a statement parsed earlier");
         if (txn_mode && names && stmt.n > 0 && body.n == hdr->body_len) {
             const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
             if (st) {
@@ -2256,6 +2273,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         return px_fifo_push(&s->fifo, PX_REQ_EXECUTE, NULL) ? MSG_FORWARD : MSG_BROKEN;
     case 'S':
         c->unsynced = false;
+        c->unnamed_set_noted = false;
         s->ignore_till_sync = false;
         if (!px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL))
             return MSG_BROKEN;

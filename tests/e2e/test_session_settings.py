@@ -7,10 +7,11 @@ must follow the client's own SETs everywhere, and nobody else's.
 """
 import threading
 
+import pgwire
 import psycopg
 import pytest
 
-from conftest import DBNAME, PG_HOST, PG_PORT, pg_super, skip_if_direct, unique
+from conftest import DBNAME, PASSWORDS, PG_HOST, PG_PORT, pg_super, skip_if_direct, unique
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -510,3 +511,23 @@ def test_a_refused_startup_value_never_leaves_the_last_clients_settings(proxy):
         assert a.execute("SHOW TimeZone").fetchone()[0] == "Asia/Kathmandu"
     with ep.connect(autocommit=True) as c:
         assert c.execute("SHOW TimeZone").fetchone()[0] == default_tz
+
+
+def test_an_unnamed_set_bound_again_in_a_later_batch_never_reaches_the_next_client(proxy):
+    """Parse of a SET in one batch, Bind and Execute of the unnamed statement
+    in the next: the SET runs then, so it must be carried (or the client
+    pinned), never left on the pooled connection for the next client."""
+    ep = pool(proxy, DB_POOL_SIZE="1", WORKERS="1")
+    r = ep.raw(timeout=10)
+    try:
+        r.login("fnx", DBNAME, PASSWORDS["fnx"])
+        r.send(pgwire.parse("", "SET statement_timeout = '8888ms'") + pgwire.sync())
+        r.collect()
+        r.send(pgwire.bind("", "") + pgwire.execute() + pgwire.sync())
+        r.collect()
+        rows, _ = r.simple_query("SHOW statement_timeout")
+        assert rows[0][0] == "8888ms"
+    finally:
+        r.close()
+    with ep.connect(autocommit=True) as c:
+        assert c.execute("SHOW statement_timeout").fetchone()[0] == "0"
