@@ -340,6 +340,7 @@ struct px_client {
     bool unsynced;                 /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;               /* the server asked for COPY data */
     bool exec_open;                /* an Execute sent since the last CopyDone/CopyFail */
+    bool batch_bound;              /* a Bind since the last Sync */
     bool unnamed_set_noted;        /* the unnamed statement, a SET, was noted this batch */
     uint8_t tx_status;             /* last ReadyForQuery status seen: I, T or E */
     bool cache_off;                /* changed session state the cache key does not hold */

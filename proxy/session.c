@@ -1948,6 +1948,7 @@ bool px_client_retry(px_client_t *c, px_server_t *s, const char *why)
     c->io.in = nb;
     c->io.pass_left = 0;
     c->unsynced = false;
+    c->batch_bound = false;
     c->skip_till_sync = false;
     c->in_copy_in = false;
     c->unit_done = false;
@@ -1995,6 +1996,13 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         px_span_t sql;
         if (!px_codec_parse_query(body, &sql)) {
             px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01", "malformed Query message");
+            return MSG_FAILED;
+        }
+        if (c->batch_bound) {
+            /* PostgreSQL 15 runs a Query between a Bind and its Sync, and a
+             * backend can crash on what follows; no driver sends that */
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                           "Query message inside an extended-query batch: send Sync first");
             return MSG_FAILED;
         }
         PX_STAT_INC(w, queries);
@@ -2180,6 +2188,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
     }
     case 'B': {
         c->unsynced = true;
+        c->batch_bound = true;
         PX_STAT_INC(w, queries);
         s->bound_valid = false;
         px_span_t portal, stmt;
@@ -2274,6 +2283,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
     case 'S':
         c->unsynced = false;
         c->unnamed_set_noted = false;
+        c->batch_bound = false;
         s->ignore_till_sync = false;
         if (!px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL))
             return MSG_BROKEN;
@@ -2282,6 +2292,11 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         px_fifo_at(&s->fifo, s->fifo.count - 1)->after_exec = c->exec_open;
         return MSG_FORWARD;
     case 'F':
+        if (c->batch_bound) {
+            px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                           "FunctionCall message inside an extended-query batch: send Sync first");
+            return MSG_FAILED;
+        }
         PX_STAT_INC(w, queries);
         if (txn_mode && !c->pinned && function_call_keeps_state(body))
             pin(c, "FunctionCall of a session-level function");

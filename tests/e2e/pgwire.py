@@ -96,6 +96,10 @@ def terminate():
     return message("X")
 
 
+def flush():
+    return message("H")
+
+
 def sync():
     return message("S")
 

@@ -235,6 +235,30 @@ def test_bad_message_in_a_transaction_gets_08P01(proxy):
     healthy(px)  # needs the one server connection back
 
 
+def test_a_query_inside_an_unsynced_extended_batch_is_refused(proxy):
+    """Bind and Execute of BEGIN, then simple Queries before any Sync, then an
+    Execute of the unnamed portal: PostgreSQL 15.20's backend crashes on this
+    (every other client loses its connection while the server restarts). No
+    driver sends a Query before the Sync that ends its batch: the proxy
+    refuses it, and PostgreSQL keeps running."""
+    skip_if_direct("this sequence crashes the PostgreSQL 15.20 backend")
+    px = trust_proxy(proxy)
+    with pg_super() as s:
+        started = s.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+    raw = trust_login(px)
+    try:
+        raw.send(pgwire.parse("", "BEGIN") + pgwire.bind("", "") + pgwire.execute("", 2)
+                 + pgwire.query("DISCARD ALL") + pgwire.query("SELECT 1")
+                 + pgwire.parse("s1", "COMMIT") + pgwire.execute("", 1) + pgwire.sync())
+        kind, fields = expect_rejected(px, raw, timeout=5, require_error=True)
+        assert "Sync" in fields.get("M", ""), fields
+    finally:
+        raw.close()
+    healthy(px)
+    with pg_super() as s:
+        assert s.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started
+
+
 def test_truncated_message_then_close_is_harmless(proxy):
     px = trust_proxy(proxy)
     for cut in (1, 3, 5, 12):
