@@ -1060,6 +1060,28 @@ static int shape_first(px_client_t *c, px_server_t *s, px_span_t body, px_sender
     return 1;
 }
 
+/*
+ * A Parse that starts a batch, of a name an earlier batch of the client is
+ * still preparing: that Parse's fate decides what this one means (42P05, or
+ * a statement of its own when the earlier batch failed and the name is
+ * free), so it waits for the answer. Parsed as a taken name before then, its
+ * text went out under the earlier text's server-side name, which the server
+ * did not have: the statement ran unseen (an advisory lock, unpinned).
+ * Inside one batch there is nothing to wait for: the earlier Parse either
+ * succeeded or the batch is being skipped.
+ */
+static bool parse_waits(const px_client_t *c, const px_server_t *s, px_span_t body)
+{
+    px_span_t stmt, sql;
+    int nparams;
+    if (c->unsynced || s->fifo.count == 0 ||
+        px_worker_cfg(c->io.w)->pool_mode != PX_POOL_MODE_TRANSACTION ||
+        !px_codec_parse_parse(body, &stmt, &sql, &nparams) || stmt.n == 0)
+        return false;
+    const px_stmt_t *st = px_stmt_map_get(&c->stmts, (const char *)stmt.p, stmt.n);
+    return st && !st->confirmed;
+}
+
 /* Queue a reply the proxy makes up: now if nothing is outstanding, else in
  * its place behind the replies still to come. */
 static msg_result_t synth(px_server_t *s, px_req_kind_t kind, px_sender_t *to_client)
@@ -2535,6 +2557,10 @@ void px_client_process(px_client_t *c)
             break;
         }
 
+        if (hdr.type == 'P' && avail >= whole && parse_waits(c, s, body)) {
+            c->io.paused = true; /* resumed when the earlier Parse is answered */
+            break;
+        }
         if (hdr.type == 'B' && avail >= whole && !c->skip_till_sync && !s->ignore_till_sync) {
             int sw = shape_first(c, s, (px_span_t){p + PX_MSG_HDR_LEN, hdr.body_len}, &to_server);
             if (sw < 0)

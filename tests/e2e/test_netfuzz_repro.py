@@ -123,3 +123,35 @@ def test_late_cancel_does_not_hit_the_next_client(proxy):
         if ("E", "57014") in got:
             hits.append(i)
     assert not hits, "the good client's query was cancelled in rounds %r" % hits
+
+
+def test_a_name_reparsed_behind_a_failed_batch_is_a_statement_of_its_own(proxy):
+    """Batch one fails before its Parse of s1 (PostgreSQL skips the Parse);
+    batch two, in the same write, parses s1 again with an advisory lock and
+    runs it. For PostgreSQL the name was free: the lock is taken, as the
+    client asked. The proxy once sent the second text under the first text's
+    server-side name as a taken name, so the lock ran without pinning the
+    client and stayed on the pooled connection for the next one."""
+    px = proxy(env=ENV)
+    key = 424242
+    h = _login(px)
+    h.send(
+        pgwire.execute("hx_unknown_portal")
+        + pgwire.parse("s1", "SELECT 1")
+        + pgwire.sync()
+        + pgwire.parse("s1", "SELECT pg_advisory_lock(%d)" % key)
+        + pgwire.bind("", "s1")
+        + pgwire.execute()
+        + pgwire.sync()
+    )
+    assert _until_ready(h) == [("E", "34000"), ("Z", "I")]
+    assert [t for t, _ in _until_ready(h)] == ["1", "2", "D", "C", "Z"]
+    h.send(pgwire.terminate())
+    assert h.wait_closed(3)
+    h.close()
+    time.sleep(0.2)
+    g = _login(px)
+    rows, _ = g.simple_query(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %d" % key)
+    g.close()
+    assert rows == [["0"]], "the hostile client's advisory lock outlived it"
