@@ -1228,12 +1228,23 @@ void px_server_send_cancel(px_server_t *s)
     SLOG(PX_LOG_DEBUG, s, "cancel sent for backend %u", s->be_pid);
 }
 
-/* Send a deferred cancel once the client's own request heads the queue;
- * forget it when nothing of the client's is left to stop. */
+/* Whether the request at the head of the queue is a statement the proxy
+ * sent ahead of the client's as a Query of its own (settings, RESET ALL,
+ * DISCARD SEQUENCES): its ReadyForQuery comes as soon as it is done. An
+ * injected Parse or Describe says nothing: PostgreSQL holds their replies
+ * until the client's Sync, long after the client's Execute started. */
+static bool head_is_injected_query(const px_server_t *s)
+{
+    const px_req_t *r = px_fifo_peek((px_fifo_t *)&s->fifo);
+    return r && (r->kind == PX_REQ_SKIP_SET || r->kind == PX_REQ_SKIP_QUERY);
+}
+
+/* Send a deferred cancel once the proxy's own statements ahead of the
+ * client's are done; forget it when nothing of the client's is left. */
 static void cancel_when_client_runs(px_server_t *s)
 {
     const px_req_t *r = px_fifo_peek(&s->fifo);
-    if (r && !req_is_client(r->kind) && s->client)
+    if (head_is_injected_query(s) && s->client)
         return;
     s->cancel_deferred = false;
     if (r && s->client)
@@ -1242,14 +1253,13 @@ static void cancel_when_client_runs(px_server_t *s)
 
 /*
  * A client's CancelRequest. PostgreSQL cancels whatever its backend runs:
- * while the statements the proxy put ahead of the client's (its settings,
- * a Parse of its statement) still run, the cancel waits for them, or a
- * cancelled RESET would leave the last client's settings in force.
+ * while the statements the proxy put ahead of the client's (its settings)
+ * still run, the cancel waits for them, or a cancelled RESET would leave
+ * the last client's settings in force.
  */
 void px_server_cancel_for_client(px_server_t *s)
 {
-    const px_req_t *r = px_fifo_peek(&s->fifo);
-    if (r && !req_is_client(r->kind)) {
+    if (head_is_injected_query(s)) {
         s->cancel_deferred = true;
         return;
     }
