@@ -884,7 +884,7 @@ void px_server_process(px_server_t *s)
                     px_client_sets_on_ready(c, s, st);
                 px_cacheflow_on_ready(c, s, st);
                 c->tx_status = st;
-                c->in_copy_in = false;
+                c->in_copy_in = c->copy_in_open = false;
                 if (st == 'I')
                     PX_STAT_INC(w, transactions);
                 if (c->q_start_ns) {
@@ -928,6 +928,8 @@ void px_server_process(px_server_t *s)
                 px_server_close(s, "replica error before the first reply byte");
                 return;
             }
+            if (c && forward)
+                c->copy_in_open = false; /* a failed copy takes no more data */
             if (c && forward && c->sets)
                 px_client_sets_on_error(c);
             if (c && forward && c->digest_id)
@@ -991,8 +993,10 @@ void px_server_process(px_server_t *s)
             break;
         case 'G':
         case 'W':
-            if (c && forward)
+            if (c && forward) {
                 c->in_copy_in = true;
+                c->copy_in_open = !c->copy_end_sent; /* the client may be ahead */
+            }
             if (c && req && req->kind == PX_REQ_EXECUTE) {
                 /* COPY FROM STDIN through the extended protocol: the server
                  * ignores Syncs sent before the copy ends (pg8000 and libpq

@@ -1972,7 +1972,7 @@ bool px_client_retry(px_client_t *c, px_server_t *s, const char *why)
     c->unsynced = false;
     c->batch_bound = false;
     c->skip_till_sync = false;
-    c->in_copy_in = false;
+    c->in_copy_in = c->copy_in_open = false;
     c->unit_done = false;
     c->cache_seen = true; /* a fill may be armed: it goes on with the new server */
     c->retried = true;
@@ -2028,6 +2028,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return MSG_FAILED;
         }
         PX_STAT_INC(w, queries);
+        c->copy_end_sent = false;
         forget_unnamed(c); /* a simple Query destroys the unnamed statement */
         c->digest_id = px_digest_id((const char *)sql.p, sql.n);
         px_set_stmt_t set_st;
@@ -2301,8 +2302,13 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
     case 'E':
         c->unsynced = true;
         c->exec_open = true;
+        c->copy_end_sent = false;
         return px_fifo_push(&s->fifo, PX_REQ_EXECUTE, NULL) ? MSG_FORWARD : MSG_BROKEN;
     case 'S':
+        if (c->copy_in_open)
+            /* PostgreSQL ignores a Sync in the middle of COPY FROM STDIN:
+             * no ReadyForQuery will answer it, and the batch goes on */
+            return MSG_FORWARD;
         c->unsynced = false;
         c->unnamed_set_noted = false;
         c->batch_bound = false;
@@ -2327,8 +2333,10 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         c->unsynced = true;
         return MSG_FORWARD;
     default: /* CopyData, CopyDone, CopyFail */
-        if (hdr->type != 'd')
-            c->exec_open = false;
+        if (hdr->type != 'd') {
+            c->exec_open = c->copy_in_open = false;
+            c->copy_end_sent = true;
+        }
         return MSG_FORWARD;
     }
 }

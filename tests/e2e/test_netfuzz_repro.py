@@ -13,7 +13,7 @@ import time
 import pytest
 
 import pgwire
-from conftest import skip_if_direct
+from conftest import pg_super, skip_if_direct, unique
 
 USER, DB = "fnx_trust", "fnx"
 ENV = {
@@ -155,3 +155,41 @@ def test_a_name_reparsed_behind_a_failed_batch_is_a_statement_of_its_own(proxy):
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %d" % key)
     g.close()
     assert rows == [["0"]], "the hostile client's advisory lock outlived it"
+
+
+def test_a_sync_sent_during_copy_from_stdin_gets_no_ready_for_query(proxy):
+    """Extended COPY FROM STDIN; once the server asked for data, a Sync
+    (PostgreSQL ignores it in copy-in), the data, CopyDone and the Sync that
+    ends the batch: one ReadyForQuery. The proxy once waited for two, so
+    every later reply went to the wrong request and the client hung."""
+    px = proxy(env=ENV)
+    t = unique("nf_copy")
+    with pg_super() as s:
+        s.execute("CREATE TABLE %s (v text)" % t)
+        s.execute("GRANT ALL ON %s TO PUBLIC" % t)
+    try:
+        h = _login(px)
+        h.send(pgwire.parse("", "COPY %s (v) FROM STDIN" % t) + pgwire.bind("", "")
+               + pgwire.execute())
+        h.send(pgwire.flush())
+        t1, _ = h.recv_msg(3)
+        t2, _ = h.recv_msg(3)
+        t3, _ = h.recv_msg(3)
+        assert (t1, t2, t3) == ("1", "2", "G")
+        h.send(pgwire.sync() + pgwire.message("d", b"a\n") + pgwire.message("c")
+               + pgwire.sync())
+        assert [t for t, _ in _until_ready(h)] == ["C", "Z"]
+        rows, _ = h.simple_query("SELECT count(*) FROM %s" % t)
+        assert rows == [["1"]]
+        if not px.direct:
+            # h is idle: its server connection (the only one) is back in
+            # the pool, not held for a ReadyForQuery that never comes
+            g = _login(px)
+            rows, _ = g.simple_query("SELECT 1", timeout=10)
+            assert rows == [["1"]]
+            g.close()
+        h.send(pgwire.terminate())
+        h.close()
+    finally:
+        with pg_super() as s:
+            s.execute("DROP TABLE %s" % t)
