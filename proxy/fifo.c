@@ -31,6 +31,7 @@ bool px_fifo_push(px_fifo_t *f, px_req_kind_t kind, const px_stmt_key_t *key)
     r->kind = (uint8_t)kind;
     r->has_key = key != NULL;
     r->after_exec = false;
+    r->in_copy = false;
     if (key)
         r->key = *key;
     f->count++;

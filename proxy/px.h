@@ -197,6 +197,7 @@ typedef struct px_req {
     uint8_t kind;       /* px_req_kind_t */
     bool has_key;       /* key names a server-side statement this request creates */
     bool after_exec;    /* PX_REQ_SYNC sent behind an Execute before any CopyDone/CopyFail */
+    bool in_copy;       /* PX_REQ_SYNC sent while the server took COPY data */
     uint32_t name_hash; /* PX_REQ_DESCRIBE with a key: px_stmt_name_hash of the client's name */
     px_stmt_key_t key;
 } px_req_t;

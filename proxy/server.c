@@ -607,6 +607,14 @@ static bool req_is_client(uint8_t kind)
 
 static void cancel_when_client_runs(px_server_t *s);
 
+/* Whether Syncs sent while the server took COPY data sit right behind the
+ * copy's request. */
+static bool copy_syncs_queued(px_server_t *s)
+{
+    return s->fifo.count > 1 && px_fifo_at(&s->fifo, 1)->kind == PX_REQ_SYNC &&
+           px_fifo_at(&s->fifo, 1)->in_copy;
+}
+
 static bool req_is_synth(uint8_t kind)
 {
     return kind >= PX_REQ_SYNTH_PARSE;
@@ -903,12 +911,29 @@ void px_server_process(px_server_t *s)
                 px_client_sets_on_param(c, body);
             break;
         case 'C':
+            if (copy_syncs_queued(s)) {
+                /* the copy completed: it ignored every Sync sent inside it */
+                while (copy_syncs_queued(s)) {
+                    px_fifo_remove_at(&s->fifo, 1);
+                    if (c)
+                        px_client_sets_ready_skipped(c);
+                }
+            }
             if (c && forward && c->sets)
                 px_client_sets_on_command(c, body);
             if (c && forward && c->digest_id)
                 px_client_digest_done(c, s, &body);
             break;
         case 'E':
+            if (copy_syncs_queued(s)) {
+                /* the copy failed: a Sync it read before failing was
+                 * ignored, one after is answered; which is unknown */
+                if (c)
+                    px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
+                                   "COPY failed with a Sync sent in the middle of its data");
+                px_server_close(s, "COPY failed with a Sync sent inside it");
+                return;
+            }
             if (c && forward) {
                 px_error_fields_t ef;
                 if (px_codec_parse_error(body, &ef)) {

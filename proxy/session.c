@@ -2305,10 +2305,15 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         c->copy_end_sent = false;
         return px_fifo_push(&s->fifo, PX_REQ_EXECUTE, NULL) ? MSG_FORWARD : MSG_BROKEN;
     case 'S':
-        if (c->copy_in_open)
-            /* PostgreSQL ignores a Sync in the middle of COPY FROM STDIN:
-             * no ReadyForQuery will answer it, and the batch goes on */
+        if (c->copy_in_open) {
+            /* PostgreSQL ignores a Sync in the middle of COPY FROM STDIN
+             * (unless the copy failed before it read it): queued marked,
+             * settled when the copy ends (server.c) */
+            if (!px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL))
+                return MSG_BROKEN;
+            px_fifo_at(&s->fifo, s->fifo.count - 1)->in_copy = true;
             return MSG_FORWARD;
+        }
         c->unsynced = false;
         c->unnamed_set_noted = false;
         c->batch_bound = false;
