@@ -2109,7 +2109,8 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
                 if (why)
                     pin(c, why);
             }
-            c->unnamed_set_noted = stmt.n == 0 && set;
+            if (stmt.n == 0)
+                c->unnamed_fresh = true; /* a SET in it was noted just above */
             if (look && px_sqlscan_drops_statements((const char *)sql.p, sql.n)) {
                 bool all;
                 char name[128];
@@ -2221,7 +2222,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             if (r != MSG_FORWARD)
                 return r;
         }
-        if (txn_mode && names && stmt.n == 0 && !c->pinned && !c->unnamed_set_noted &&
+        if (txn_mode && names && stmt.n == 0 && !c->pinned && !c->unnamed_fresh &&
             unnamed_is_set(c))
             /* a SET parsed in an earlier batch runs again: what it leaves
              * is not among the noted settings */
@@ -2315,7 +2316,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
             return MSG_FORWARD;
         }
         c->unsynced = false;
-        c->unnamed_set_noted = false;
+        c->unnamed_fresh = false;
         c->batch_bound = false;
         s->ignore_till_sync = false;
         if (!px_fifo_push(&s->fifo, PX_REQ_SYNC, NULL))
