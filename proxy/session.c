@@ -2453,7 +2453,13 @@ void px_client_process(px_client_t *c)
             (hdr.type == 'p' && c->state != PX_CLIENT_AUTH)) {
             /* a password message after login: PostgreSQL ends the session
              * with this FATAL; forwarded, it would end the server
-             * connection's next client instead */
+             * connection's next client instead. What this pass already
+             * took goes out first (the rest of a streamed message): the
+             * connection may go back to the pool, and never in the middle
+             * of a message */
+            if (s && to_server.n > 0 && px_sender_flush(&to_server) != 0) {
+                /* the server is broken; the client is failed anyway */
+            }
             if (rc == PX_CODEC_ERROR)
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
                                "invalid message length (message type %d, limit %u bytes)", p[0],
