@@ -344,6 +344,7 @@ struct px_client {
     bool copy_end_sent;            /* CopyDone/CopyFail since the last Query or Execute */
     bool exec_open;                /* an Execute sent since the last CopyDone/CopyFail */
     bool batch_bound;              /* a Bind since the last Sync */
+    bool pass_unsent;              /* bytes for the server queued in this pass, not sent */
     bool unnamed_fresh;            /* the unnamed statement was parsed in this batch */
     uint8_t tx_status;             /* last ReadyForQuery status seen: I, T or E */
     bool cache_off;                /* changed session state the cache key does not hold */

@@ -197,7 +197,7 @@ static void detach_server(px_client_t *c, bool terminated)
     px_config_t *cfg = px_worker_cfg(c->io.w);
     /* the client may also owe the server the rest of a message it forwards */
     bool busy = s->fifo.count > 0 || c->unsynced || s->io.pass_left > 0 || c->in_copy_in ||
-                s->ignore_till_sync || (c->io.pass_left > 0 && !c->io.pass_skip);
+                c->pass_unsent || s->ignore_till_sync || (c->io.pass_left > 0 && !c->io.pass_skip);
     if (busy) {
         if (terminated && !c->in_copy_in && !(c->io.pass_left > 0 && !c->io.pass_skip)) {
             /* a Terminate behind its requests: PostgreSQL runs them (an
@@ -2597,7 +2597,12 @@ void px_client_process(px_client_t *c)
             c->cache_seen = false; /* the unit ends: the next one is looked up */
         if (c->retry)
             retry_keep(c, &hdr, p, avail);
+        /* a message refused in there closes the client with bytes of this
+         * pass (the rest of a streamed message) not yet sent: the server
+         * connection must not go back to the pool then */
+        c->pass_unsent = to_server.n > 0;
         msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, &to_server, &to_client);
+        c->pass_unsent = false;
         if (mr == MSG_FAILED)
             return;
         if (mr == MSG_BROKEN)

@@ -195,11 +195,12 @@ def test_a_sync_sent_during_copy_from_stdin_gets_no_ready_for_query(proxy):
             s.execute("DROP TABLE %s" % t)
 
 
-def test_a_bad_header_right_behind_the_rest_of_a_forwarded_message(proxy):
+@pytest.mark.parametrize("bad", ["absurd_length", "malformed_query"])
+def test_a_bad_message_right_behind_the_rest_of_a_forwarded_message(proxy, bad):
     """A stray CopyData (PostgreSQL ignores it) arriving in two reads, the
-    second ending with a header of an absurd length: the client is refused
-    (08P01), and the rest of the CopyData, taken in the same read, still
-    reaches the server. It was dropped, and the connection went back to the
+    second ending with a header of an absurd length or a malformed Query: the
+    client is refused (08P01), and the rest of the CopyData, taken in the
+    same read, still reaches the server or the connection is closed. It was dropped, and the connection went back to the
     pool in the middle of a message: the next client's bytes completed it and
     PostgreSQL closed that client's connection."""
     px = proxy(env=ENV)
@@ -207,7 +208,10 @@ def test_a_bad_header_right_behind_the_rest_of_a_forwarded_message(proxy):
     d = b"d" + struct.pack("!I", 14) + b"0123456789"
     h.send(d[:7])
     time.sleep(0.05)
-    h.send(d[7:] + b"d" + struct.pack("!I", 0x7FFFFFFF))
+    if bad == "absurd_length":
+        h.send(d[7:] + b"d" + struct.pack("!I", 0x7FFFFFFF))
+    else:  # a Query whose text has no terminating NUL
+        h.send(d[7:] + b"Q" + struct.pack("!I", 12) + b"SELECT 1")
     kind, fields = h.read_until_error_or_close(5)
     if not px.direct:
         assert kind == "error" and fields.get("C") == "08P01", (kind, fields)
