@@ -340,8 +340,8 @@ struct px_client {
                                       offers the connection holding its latest */
     bool unsynced;                 /* extended-protocol messages sent since the last Sync */
     bool in_copy_in;               /* the server asked for COPY data */
-    bool copy_in_open;             /* ... and the client has not ended the copy yet */
-    bool copy_end_sent;            /* CopyDone/CopyFail since the last Query or Execute */
+    bool copy_end_sent;            /* CopyDone/CopyFail (or the copy failed) since the last
+                                      Query or Execute */
     bool exec_open;                /* an Execute sent since the last CopyDone/CopyFail */
     bool batch_bound;              /* a Bind since the last Sync */
     bool pass_unsent;              /* bytes for the server queued in this pass, not sent */

@@ -892,7 +892,7 @@ void px_server_process(px_server_t *s)
                     px_client_sets_on_ready(c, s, st);
                 px_cacheflow_on_ready(c, s, st);
                 c->tx_status = st;
-                c->in_copy_in = c->copy_in_open = false;
+                c->in_copy_in = false;
                 if (st == 'I')
                     PX_STAT_INC(w, transactions);
                 if (c->q_start_ns) {
@@ -911,13 +911,11 @@ void px_server_process(px_server_t *s)
                 px_client_sets_on_param(c, body);
             break;
         case 'C':
-            if (copy_syncs_queued(s)) {
+            while (copy_syncs_queued(s)) {
                 /* the copy completed: it ignored every Sync sent inside it */
-                while (copy_syncs_queued(s)) {
-                    px_fifo_remove_at(&s->fifo, 1);
-                    if (c)
-                        px_client_sets_ready_skipped(c);
-                }
+                px_fifo_remove_at(&s->fifo, 1);
+                if (c)
+                    px_client_sets_ready_skipped(c);
             }
             if (c && forward && c->sets)
                 px_client_sets_on_command(c, body);
@@ -954,7 +952,7 @@ void px_server_process(px_server_t *s)
                 return;
             }
             if (c && forward)
-                c->copy_in_open = false; /* a failed copy takes no more data */
+                c->copy_end_sent = true; /* a failed copy takes no more data */
             if (c && forward && c->sets)
                 px_client_sets_on_error(c);
             if (c && forward && c->digest_id)
@@ -1018,10 +1016,8 @@ void px_server_process(px_server_t *s)
             break;
         case 'G':
         case 'W':
-            if (c && forward) {
+            if (c && forward)
                 c->in_copy_in = true;
-                c->copy_in_open = !c->copy_end_sent; /* the client may be ahead */
-            }
             if (c && req && req->kind == PX_REQ_EXECUTE) {
                 /* COPY FROM STDIN through the extended protocol: the server
                  * ignores Syncs sent before the copy ends (pg8000 and libpq
@@ -1272,11 +1268,10 @@ static bool head_is_injected_query(const px_server_t *s)
  * client's are done; forget it when nothing of the client's is left. */
 static void cancel_when_client_runs(px_server_t *s)
 {
-    const px_req_t *r = px_fifo_peek(&s->fifo);
-    if (head_is_injected_query(s) && s->client)
+    if (s->client && head_is_injected_query(s))
         return;
     s->cancel_deferred = false;
-    if (r && s->client)
+    if (s->client && s->fifo.count > 0)
         px_server_send_cancel(s);
 }
 

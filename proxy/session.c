@@ -927,6 +927,7 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
              * that were not sent */
             free(big);
             s->params_unknown = true; /* the RESET ALL may not have gone */
+            px_sender_discard(&snd);
             px_client_fail(c, PX_CLOSE_INTERNAL, "54000",
                            "startup parameters too long to apply on a pooled connection");
             return;
@@ -935,6 +936,7 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
         free(big);
         if (sent && !px_params_copy(&s->applied, &c->params)) {
             s->params_unknown = true;
+            px_sender_discard(&snd);
             px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
             return;
         }
@@ -950,6 +952,7 @@ void px_client_on_server(px_client_t *c, px_server_t *s)
     }
     c->seq_want = false;
     if (!sent || px_sender_flush(&snd) != 0) {
+        px_sender_discard(&snd);
         px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "could not send to the server");
         return;
     }
@@ -1972,7 +1975,7 @@ bool px_client_retry(px_client_t *c, px_server_t *s, const char *why)
     c->unsynced = false;
     c->batch_bound = false;
     c->skip_till_sync = false;
-    c->in_copy_in = c->copy_in_open = false;
+    c->in_copy_in = false;
     c->unit_done = false;
     c->cache_seen = true; /* a fill may be armed: it goes on with the new server */
     c->retried = true;
@@ -2306,7 +2309,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         c->copy_end_sent = false;
         return px_fifo_push(&s->fifo, PX_REQ_EXECUTE, NULL) ? MSG_FORWARD : MSG_BROKEN;
     case 'S':
-        if (c->copy_in_open) {
+        if (c->in_copy_in && !c->copy_end_sent) {
             /* PostgreSQL ignores a Sync in the middle of COPY FROM STDIN
              * (unless the copy failed before it read it): queued marked,
              * settled when the copy ends (server.c) */
@@ -2340,7 +2343,7 @@ static msg_result_t handle_msg(px_client_t *c, px_server_t *s, const px_msg_hdr_
         return MSG_FORWARD;
     default: /* CopyData, CopyDone, CopyFail */
         if (hdr->type != 'd') {
-            c->exec_open = c->copy_in_open = false;
+            c->exec_open = false;
             c->copy_end_sent = true;
         }
         return MSG_FORWARD;
@@ -2366,14 +2369,13 @@ static void skip_msg(px_client_t *c, px_iobuf_t *in, size_t avail, uint32_t whol
  * when the server's output is full (backpressure), or when the client has to
  * wait for a server connection.
  */
-void px_client_process(px_client_t *c)
+static void process_pass(px_client_t *c, px_sender_t *to_server, px_sender_t *to_client)
 {
     px_worker_t *w = c->io.w;
     px_config_t *cfg = px_worker_cfg(w);
-    px_sender_t to_server, to_client;
     px_server_t *s = c->server;
-    px_sender_init(&to_server, s ? &s->io : NULL);
-    px_sender_init(&to_client, &c->io);
+    px_sender_init(to_server, s ? &s->io : NULL);
+    px_sender_init(to_client, &c->io);
     size_t forwarded = 0;
 
     while (c->state != PX_CLIENT_CLOSING) {
@@ -2433,7 +2435,7 @@ void px_client_process(px_client_t *c)
             /* the rest of a streamed message (CopyData, Bind, ...), or of
              * one being skipped */
             uint32_t n = avail < c->io.pass_left ? (uint32_t)avail : c->io.pass_left;
-            if (!c->io.pass_skip && !px_sender_span(&to_server, p, n))
+            if (!c->io.pass_skip && !px_sender_span(to_server, p, n))
                 goto server_broken;
             in->rpos += n;
             c->io.pass_left -= n;
@@ -2453,13 +2455,8 @@ void px_client_process(px_client_t *c)
             (hdr.type == 'p' && c->state != PX_CLIENT_AUTH)) {
             /* a password message after login: PostgreSQL ends the session
              * with this FATAL; forwarded, it would end the server
-             * connection's next client instead. What this pass already
-             * took goes out first (the rest of a streamed message): the
-             * connection may go back to the pool, and never in the middle
-             * of a message */
-            if (s && to_server.n > 0 && px_sender_flush(&to_server) != 0) {
-                /* the server is broken; the client is failed anyway */
-            }
+             * connection's next client instead */
+            c->pass_unsent = to_server->n > 0; /* as for handle_msg below */
             if (rc == PX_CODEC_ERROR)
                 px_client_fail(c, PX_CLOSE_PROTOCOL_ERROR, "08P01",
                                "invalid message length (message type %d, limit %u bytes)", p[0],
@@ -2471,7 +2468,6 @@ void px_client_process(px_client_t *c)
         }
         uint32_t whole = PX_MSG_HDR_LEN + hdr.body_len;
         bool inspect = c->state == PX_CLIENT_AUTH || hdr.type == 'Q' || hdr.type == 'P' ||
-
                        (hdr.type == 'B' && cfg->cache_enabled) ||
                        (cfg->pool_mode == PX_POOL_MODE_TRANSACTION &&
                         (hdr.type == 'D' || hdr.type == 'C' ||
@@ -2479,7 +2475,7 @@ void px_client_process(px_client_t *c)
         if (inspect && avail < whole) {
             /* making room moves the buffer's bytes: what is queued from it
              * goes out first (queued spans point into it) */
-            if (s && to_server.n > 0 && px_sender_flush(&to_server) != 0)
+            if (s && to_server->n > 0 && px_sender_flush(to_server) != 0)
                 goto server_broken;
             if (!px_iobuf_reserve(w, &c->io.in, whole)) {
                 px_client_fail(c, PX_CLOSE_INTERNAL, "53200", "out of memory");
@@ -2498,7 +2494,7 @@ void px_client_process(px_client_t *c)
         }
         if (hdr.type == 'X') {
             in->rpos = in->wpos;
-            if (px_sender_flush(&to_server) != 0) {
+            if (px_sender_flush(to_server) != 0) {
                 /* the server is broken; the client is leaving anyway */
             }
             px_client_close(c, PX_CLOSE_CLIENT_TERMINATE);
@@ -2510,9 +2506,9 @@ void px_client_process(px_client_t *c)
             skip_msg(c, in, avail, whole);
             if (hdr.type == 'S') {
                 c->skip_till_sync = false;
-                px_wbuf_t wb = px_sender_wbuf(&to_client);
+                px_wbuf_t wb = px_sender_wbuf(to_client);
                 px_build_ready(&wb, c->tx_status);
-                if (!px_sender_commit(&to_client, &wb)) {
+                if (!px_sender_commit(to_client, &wb)) {
                     px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
                     return;
                 }
@@ -2525,7 +2521,7 @@ void px_client_process(px_client_t *c)
             (!s || s->fifo.count == 0) && cfg->cache_enabled) {
             /* the first message of a unit: the result cache may answer it */
             c->cache_seen = true;
-            px_cacheflow_result_t cr = px_cacheflow_lookup(c, &to_client);
+            px_cacheflow_result_t cr = px_cacheflow_lookup(c, to_client);
             if (cr == PX_CACHEFLOW_FAILED) {
                 px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
                 return;
@@ -2546,7 +2542,7 @@ void px_client_process(px_client_t *c)
             skip_msg(c, in, avail, whole);
             continue;
         }
-        if (!s && hdr.type == 'Q' && answer_locally(c, body, &to_client)) {
+        if (!s && hdr.type == 'Q' && answer_locally(c, body, to_client)) {
             in->rpos += whole;
             continue;
         }
@@ -2554,7 +2550,7 @@ void px_client_process(px_client_t *c)
             /* the first message of a transaction: get a server connection.
              * Answers queued so far (cache hits) go out first: the checkout
              * may go on with this client's input in another call. */
-            if (to_client.n > 0 && px_sender_flush(&to_client) != 0) {
+            if (to_client->n > 0 && px_sender_flush(to_client) != 0) {
                 px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
                 return;
             }
@@ -2582,7 +2578,7 @@ void px_client_process(px_client_t *c)
             break;
         }
         if (hdr.type == 'B' && avail >= whole && !c->skip_till_sync && !s->ignore_till_sync) {
-            int sw = shape_first(c, s, (px_span_t){p + PX_MSG_HDR_LEN, hdr.body_len}, &to_server);
+            int sw = shape_first(c, s, (px_span_t){p + PX_MSG_HDR_LEN, hdr.body_len}, to_server);
             if (sw < 0)
                 goto server_broken;
             if (sw > 0) {
@@ -2600,8 +2596,8 @@ void px_client_process(px_client_t *c)
         /* a message refused in there closes the client with bytes of this
          * pass (the rest of a streamed message) not yet sent: the server
          * connection must not go back to the pool then */
-        c->pass_unsent = to_server.n > 0;
-        msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, &to_server, &to_client);
+        c->pass_unsent = to_server->n > 0;
+        msg_result_t mr = handle_msg(c, s, &hdr, body, p, avail, to_server, to_client);
         c->pass_unsent = false;
         if (mr == MSG_FAILED)
             return;
@@ -2613,7 +2609,7 @@ void px_client_process(px_client_t *c)
         }
         /* forward the header and whatever part of the body is here */
         uint32_t n = avail < whole ? (uint32_t)avail : whole;
-        if (!px_sender_span(&to_server, p, n))
+        if (!px_sender_span(to_server, p, n))
             goto server_broken;
         in->rpos += n;
         c->io.pass_left = whole - n;
@@ -2621,7 +2617,7 @@ void px_client_process(px_client_t *c)
         forwarded += n;
         if (c->restore && !c->io.pass_left && (hdr.type == 'S' || hdr.type == 'Q')) {
             /* right behind the RESET: the client's startup values again */
-            bool ok = px_server_inject(s, &to_server, c->restore, PX_REQ_SKIP_SET);
+            bool ok = px_server_inject(s, to_server, c->restore, PX_REQ_SKIP_SET);
             free(c->restore);
             c->restore = NULL;
             if (!ok)
@@ -2635,12 +2631,12 @@ void px_client_process(px_client_t *c)
 
     if (c->state == PX_CLIENT_CLOSING)
         return;
-    if (to_client.n > 0 && px_sender_flush(&to_client) != 0) {
+    if (to_client->n > 0 && px_sender_flush(to_client) != 0) {
         px_client_close(c, PX_CLOSE_CLIENT_WRITE_ERROR);
         return;
     }
-    if (s && to_server.n > 0) {
-        if (px_sender_flush(&to_server) != 0)
+    if (s && to_server->n > 0) {
+        if (px_sender_flush(to_server) != 0)
             goto server_broken;
         PX_STAT_ADD(w, bytes_client_to_server, forwarded);
         if (px_io_blocked(&s->io))
@@ -2660,6 +2656,15 @@ void px_client_process(px_client_t *c)
 
 server_broken:
     px_client_fail(c, PX_CLOSE_SERVER_LOST, "08006", "server connection lost");
+}
+
+void px_client_process(px_client_t *c)
+{
+    px_sender_t to_server, to_client;
+    process_pass(c, &to_server, &to_client);
+    /* a pass that stopped on an error leaves what it queued: free it */
+    px_sender_discard(&to_server);
+    px_sender_discard(&to_client);
 }
 
 /* ---- cancel and timeouts ----------------------------------------------------- */
